@@ -1,0 +1,226 @@
+/* otelprof public C API: configure, start and stop the in-process profiler, register threads,
+ * plug in a runtime adapter, publish the active span, read self-metrics.
+ *
+ * The profiler is a process-wide singleton: a signal handler has no other way to find its state.
+ * Every function states its thread-safety and async-signal-safety ("AS-safe"). */
+#ifndef OTELPROF_OTELPROF_H
+#define OTELPROF_OTELPROF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define OTELPROF_API __attribute__((visibility("default")))
+#else
+#define OTELPROF_API
+#endif
+
+/* ---- errors ---------------------------------------------------------------------------------- */
+typedef enum otelprof_error {
+    OTELPROF_OK = 0,
+    OTELPROF_EINVAL,      /* bad option value: the error text names the option and accepted form */
+    OTELPROF_ENOMEM,      /* an allocation or a configured memory cap failed */
+    OTELPROF_ERUNNING,    /* already started */
+    OTELPROF_ESTOPPED,    /* not started */
+    OTELPROF_ESYS,        /* a system call failed (timer, signal, thread, file) */
+    OTELPROF_EUNSUPPORTED,/* the kernel, runtime or build lacks a needed feature */
+    OTELPROF_EDISABLED,   /* OTEL_SDK_DISABLED=true or mode "off" */
+    OTELPROF_EFULL,       /* a bounded table is full; the item was dropped and counted */
+} otelprof_error;
+
+/* Thread-safe, AS-safe: returns a static string. */
+OTELPROF_API const char *otelprof_strerror(otelprof_error err);
+
+/* ---- configuration --------------------------------------------------------------------------- */
+/* Options use the same names as the environment variables, lower-cased and without the prefix:
+ *   mode (cpu|wall), interval, export_interval, output_dir, formats, max_depth, native_frames,
+ *   log_level, service_name, resource_attributes, disabled, max_threads, max_memory,
+ *   wall_threads_per_tick.
+ * Durations take "10ms", "100us", "1s" (a bare number is milliseconds); see docs/CONFIGURATION.md. */
+typedef struct otelprof_config otelprof_config;
+
+/* Thread-safe (each config is owned by its caller), not AS-safe. NULL when out of memory. */
+OTELPROF_API otelprof_config *otelprof_config_new(void);
+OTELPROF_API void otelprof_config_free(otelprof_config *cfg);
+/* Sets one option from its text form. On error returns OTELPROF_EINVAL and writes one line naming
+ * the option and the accepted form into err (if err is not NULL). Not AS-safe. */
+OTELPROF_API otelprof_error otelprof_config_set(otelprof_config *cfg, const char *key,
+                                                const char *value, char *err, size_t errlen);
+/* Reads OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_SDK_DISABLED and every OTELPROF_*
+ * variable; the first invalid one stops the parse with an error as for otelprof_config_set. */
+OTELPROF_API otelprof_error otelprof_config_from_env(otelprof_config *cfg, char *err, size_t errlen);
+
+/* ---- frames and adapters --------------------------------------------------------------------- */
+/* A frame as captured: opaque ids, never names. Names are resolved later, off the signal path. */
+typedef struct otelprof_frame {
+    uint64_t id;   /* native: program counter; adapter: e.g. code object, jmethodID, iseq VALUE */
+    int32_t aux;   /* adapter: e.g. instruction offset, bci, line; native: 0 */
+    uint32_t kind; /* OTELPROF_FRAME_* */
+} otelprof_frame;
+
+#define OTELPROF_FRAME_NATIVE 1u    /* id is a return address/pc in this process */
+#define OTELPROF_FRAME_ADAPTER 2u   /* id/aux meaningful only to the adapter's resolve() */
+#define OTELPROF_FRAME_TRUNCATED 3u /* marks a stack cut at max_depth (added by the core) */
+
+/* What a resolved frame is called. Strings are copied by the core before resolve() returns
+ * to the caller, so the adapter may point into its own scratch memory. */
+typedef struct otelprof_symbol {
+    const char *name;        /* function name shown to users (qualified where the runtime has it) */
+    const char *system_name; /* mangled/system name, or NULL */
+    const char *filename;    /* source file or NULL */
+    int64_t line;            /* 1-based line, 0 = unknown */
+    int64_t start_line;      /* first line of the function, 0 = unknown */
+} otelprof_symbol;
+
+/* Where the adapter's resolve() is called. */
+#define OTELPROF_RESOLVE_ON_EXPORTER 0 /* on the core's exporter thread */
+#define OTELPROF_RESOLVE_ON_ADAPTER 1  /* only inside otelprof_resolve_pending(), on a thread the
+                                          adapter chooses (e.g. a Ruby safe point) */
+
+/* A runtime adapter. The core copies the struct at start; `user` is passed back unchanged.
+ * Capture models:
+ *  (a) walk the interrupted thread's stack in the handler: set walk(); it receives the signal's
+ *      ucontext (JVM AsyncGetCallTrace, CPython frame chain) and resolve_on = EXPORTER.
+ *  (b) capture raw frames in the handler, symbolise at a runtime safe point: set walk() and
+ *      resolve_on = ADAPTER with resolve_requested() (Ruby rb_profile_frames + postponed job).
+ *  (c) submit finished samples from ordinary code with otelprof_submit() (sampler threads). */
+typedef struct otelprof_adapter {
+    const char *name;       /* runtime name: "cpython", "jvm", "ruby" */
+    const char *frame_type; /* value of the location attribute profile.frame.type */
+    void *user;
+    /* Signal context, on the interrupted thread; MUST be AS-safe and bounded. Writes at most max
+     * frames, leaf first, and returns how many (0 = nothing to add, <0 = drop this sample). */
+    int (*walk)(void *user, void *ucontext, otelprof_frame *out, int max);
+    /* Ordinary context (see resolve_on). Returns 0 on success, <0 when the id is no longer valid
+     * (the frame is then shown as "[unknown]"). */
+    int (*resolve)(void *user, const otelprof_frame *frame, otelprof_symbol *out);
+    int resolve_on;
+    /* Exporter thread, RESOLVE_ON_ADAPTER only: frames await names; arrange for
+     * otelprof_resolve_pending() to run soon. Must not block. */
+    void (*resolve_requested)(void *user);
+    /* Optional, exporter thread: a profile closed (used by adapters that pin ids until then). */
+    void (*profile_closed)(void *user);
+} otelprof_adapter;
+
+/* ---- lifecycle ------------------------------------------------------------------------------- */
+/* Starts profiling with cfg (NULL = defaults + environment) and adapter (NULL = native mode:
+ * libunwind stacks, ELF symbols). cfg is copied. Thread-safe against stop(); not AS-safe.
+ * On error the process is left as it was and one line explains why (log level >= error). */
+OTELPROF_API otelprof_error otelprof_start(const otelprof_config *cfg, const otelprof_adapter *adapter);
+/* Stops the engines, closes the current profile, writes it, joins the exporter thread.
+ * Thread-safe; not AS-safe; never called from a registered thread's signal handler. */
+OTELPROF_API otelprof_error otelprof_stop(void);
+/* Closes the current profile now and writes it (blocks until written or 10 s). Thread-safe. */
+OTELPROF_API otelprof_error otelprof_flush(void);
+/* Thread-safe, AS-safe. */
+OTELPROF_API int otelprof_is_running(void);
+
+/* ---- threads --------------------------------------------------------------------------------- */
+/* Registers kernel thread `tid` of this process for sampling; callable from any thread.
+ * Idempotent. OTELPROF_EFULL when max_threads are registered (counted). Thread-safe, not AS-safe. */
+OTELPROF_API otelprof_error otelprof_thread_register(pid_t tid);
+/* Stops sampling `tid` (call before or as the thread exits). Thread-safe, not AS-safe. */
+OTELPROF_API void otelprof_thread_unregister(pid_t tid);
+/* The calling thread's kernel tid. Thread-safe, AS-safe. */
+OTELPROF_API pid_t otelprof_gettid(void);
+
+/* ---- capture model (c) and deferred resolution ----------------------------------------------- */
+typedef struct otelprof_sample {
+    uint64_t timestamp_ns;  /* CLOCK_REALTIME; 0 = now */
+    pid_t tid;              /* 0 = calling thread */
+    int64_t weight;         /* cpu: number of intervals (>=1); wall: nanoseconds; 0 = one interval */
+    const uint8_t *trace_id;/* 16 bytes or NULL (no link) */
+    const uint8_t *span_id; /* 8 bytes or NULL */
+    const otelprof_frame *frames; /* leaf first */
+    int nframes;
+} otelprof_sample;
+/* Queues a finished sample. Thread-safe, AS-safe (lock-free, no allocation); when the queue is
+ * full the sample is dropped, counted, and OTELPROF_EFULL returned. */
+OTELPROF_API otelprof_error otelprof_submit(const otelprof_sample *sample);
+/* Resolves every adapter frame awaiting a name by calling adapter->resolve() on the calling thread.
+ * For RESOLVE_ON_ADAPTER adapters. Thread-safe, not AS-safe. Returns the number resolved. */
+OTELPROF_API int otelprof_resolve_pending(void);
+
+/* ---- thread context: OTEP 4947 --------------------------------------------------------------- */
+/* The record published through the exported TLS pointer `otel_thread_ctx_v1`. */
+typedef struct __attribute__((packed, aligned(2))) otel_thread_ctx_record_v1 {
+    uint8_t trace_id[16];
+    uint8_t span_id[8];
+    uint8_t valid;
+    uint8_t trace_flags;
+    uint16_t attrs_data_size;
+    uint8_t attrs_data[]; /* {u8 key_index; u8 len; u8 val[len]} ... */
+} otel_thread_ctx_record_v1;
+
+#define OTELPROF_CTX_MAX_RECORD 640
+
+/* Per-thread pointer read by in-process and external (eBPF) profilers. */
+extern OTELPROF_API __thread otel_thread_ctx_record_v1 *otel_thread_ctx_v1;
+
+typedef struct otelprof_ctx_attr {
+    uint8_t key_index; /* index into the thread-context key map (otelprof_ctx_set_keys) */
+    const char *value; /* UTF-8, truncated to 255 bytes */
+} otelprof_ctx_attr;
+
+/* Publishes span (trace_id, span_id, flags, attrs) as the calling thread's current context and
+ * returns a token for otelprof_ctx_detach(), or NULL when out of memory (context unchanged).
+ * Works whether or not the profiler runs. Calling thread only; not AS-safe. */
+OTELPROF_API void *otelprof_ctx_attach(const uint8_t trace_id[16], const uint8_t span_id[8],
+                                       uint8_t trace_flags, const otelprof_ctx_attr *attrs,
+                                       size_t nattrs);
+/* Restores the context that was current before the matching attach. Detaches must nest; a token
+ * from another thread is ignored. Calling thread only; not AS-safe. */
+OTELPROF_API void otelprof_ctx_detach(void *token);
+/* Sets the key-index -> attribute-name map published in the process context. Thread-safe. */
+OTELPROF_API otelprof_error otelprof_ctx_set_keys(const char *const *keys, size_t nkeys);
+
+/* ---- process context: OTEP 4719 -------------------------------------------------------------- */
+/* (Re)publishes the OTEL_CTX mapping from the current configuration's resource attributes.
+ * otelprof_start() and the fork handler call it; adapters call it after changing the resource.
+ * Thread-safe, not AS-safe. */
+OTELPROF_API otelprof_error otelprof_process_ctx_publish(const otelprof_config *cfg);
+
+/* ---- self-metrics ---------------------------------------------------------------------------- */
+typedef enum otelprof_drop_reason {
+    OTELPROF_DROP_RING_FULL = 0,  /* capture queue full */
+    OTELPROF_DROP_REENTRANT,      /* signal arrived while the handler already ran on that thread */
+    OTELPROF_DROP_NOT_RUNNING,    /* signal after stop, or on an unregistered thread */
+    OTELPROF_DROP_WALK_FAILED,    /* adapter walk returned <0 or nothing */
+    OTELPROF_DROP_TRUNCATED,      /* stack longer than max_depth: kept, cut, counted here */
+    OTELPROF_DROP_AGG_FULL,       /* aggregation table at its memory cap */
+    OTELPROF_DROP_SYMBOL_FULL,    /* symbol table at its memory cap: shown as [unknown] */
+    OTELPROF_DROP_THREADS_FULL,   /* thread table full: thread not sampled */
+    OTELPROF_DROP_TIMER_FAILED,   /* per-thread timer could not be created */
+    OTELPROF_DROP_UNRESOLVED,     /* adapter frame never resolved */
+    OTELPROF_DROP_WRITE_FAILED,   /* output file could not be written */
+    OTELPROF_DROP__COUNT
+} otelprof_drop_reason;
+
+typedef struct otelprof_stats {
+    uint64_t samples_taken;     /* samples that reached the capture queue */
+    uint64_t samples_dropped[OTELPROF_DROP__COUNT];
+    uint64_t signals;           /* signals handled */
+    uint64_t timer_overruns;    /* expirations folded into a sample's weight */
+    uint64_t handler_ns_total;  /* time spent in the signal handler */
+    uint64_t handler_ns_max;
+    uint64_t threads_registered;/* now */
+    uint64_t profiles_written;  /* profiles closed and written by at least one output */
+    uint64_t bytes_written;     /* bytes of all local files written */
+    uint64_t memory_bytes;      /* bytes held by the core's tables now */
+    uint64_t memory_cap_bytes;
+} otelprof_stats;
+
+/* Thread-safe; AS-safe (reads counters). Fields are a snapshot, not atomic as a whole. */
+OTELPROF_API void otelprof_stats_get(otelprof_stats *out);
+/* Thread-safe, AS-safe: "ring_full", "reentrant", ... */
+OTELPROF_API const char *otelprof_drop_reason_name(otelprof_drop_reason r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

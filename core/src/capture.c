@@ -1,0 +1,224 @@
+/* SIGNAL CONTEXT. The profiling signal handler: count, check, copy the interrupted thread's span
+ * record and frames into a preallocated ring slot, publish. No locks, no allocation, errno kept. */
+#include "op_capture.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "op_ctx.h"
+#include "op_engine.h"
+#include "op_log.h"
+#include "op_profiler.h"
+#include "op_stats.h"
+#include "op_unwind.h"
+
+static uint64_t now_ns(clockid_t c) {
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void note_handler_time(uint64_t ns) {
+    OP_STAT_ADD(handler_ns_total, ns);
+    uint64_t max = __atomic_load_n(&op_stats_g.handler_ns_max, __ATOMIC_RELAXED);
+    while (ns > max && !__atomic_compare_exchange_n(&op_stats_g.handler_ns_max, &max, ns, 1,
+                                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+}
+
+/* Fills the slot's frames: native first (leaf side) when enabled, then the adapter's. */
+static void capture_frames(op_slot *s, void *uc) {
+    uint32_t max = op_g.max_depth, n = 0;
+    int truncated = 0;
+    if (op_g.native_frames && max > 0) {
+        int k = op_unwind_native(uc, s->frames, (int)max);
+        if (k > 0) n = (uint32_t)k;
+        if (n == max && !op_g.has_adapter) truncated = 1;
+    }
+    if (op_g.has_adapter && op_g.adapter.walk && n < max) {
+        int k = op_g.adapter.walk(op_g.adapter.user, uc, s->frames + n, (int)(max - n));
+        if (k > 0) n += (uint32_t)k;
+        if (n == max) truncated = 1;
+    }
+    /* The last slot of a full stack becomes a marker, so users see the cut. */
+    if (truncated) {
+        s->frames[max - 1].kind = OTELPROF_FRAME_TRUNCATED;
+        s->frames[max - 1].id = 0;
+        s->frames[max - 1].aux = 0;
+        op_stat_drop(OTELPROF_DROP_TRUNCATED);
+    }
+    s->truncated = (uint8_t)truncated;
+    s->nframes = n;
+}
+
+static void copy_context(op_slot *s) {
+    const otel_thread_ctx_record_v1 *r = op_ctx_current();
+    if (r) {
+        memcpy(s->trace_id, r->trace_id, 16);
+        memcpy(s->span_id, r->span_id, 8);
+        static const uint8_t zero[16];
+        s->has_link = memcmp(s->trace_id, zero, 16) != 0;
+    } else {
+        s->has_link = 0;
+    }
+}
+
+/* Our signals: per-thread timers (SI_TIMER), the wall engine's tagged SI_QUEUE, ITIMER_PROF
+ * (SI_KERNEL) when that engine runs. Anything else belongs to whoever had the handler before. */
+static int is_ours(const siginfo_t *si, int64_t *weight) {
+    if (si->si_code == SI_TIMER) {
+        int over = si->si_overrun;
+        if (over > 0) OP_STAT_ADD(timer_overruns, over);
+        *weight = 1 + (over > 0 ? over : 0);
+        return 1;
+    }
+    if (si->si_code == SI_QUEUE) {
+        uint64_t v = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
+        if ((v & 0xff00000000000000ull) != OP_WALL_SIGVAL_TAG) return 0;
+        *weight = (int64_t)(v & 0x00ffffffffffffffull);
+        return 1;
+    }
+    if (si->si_code == SI_KERNEL && op_g.engine == &op_engine_itimer) {
+        *weight = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
+    int saved_errno = errno;
+    int64_t weight;
+    if (!is_ours(si, &weight)) {
+        const struct sigaction *old = &op_g.old_action;
+        if (op_g.have_old_action) {
+            if (old->sa_flags & SA_SIGINFO) {
+                if (old->sa_sigaction) old->sa_sigaction(sig, si, uc);
+            } else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+                old->sa_handler(sig);
+            }
+        }
+        errno = saved_errno;
+        return;
+    }
+    uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+    OP_STAT_INC(signals);
+    /* inflight before running (both seq_cst): stop clears running, then waits for inflight == 0,
+     * so no handler can touch the ring once stop frees it. */
+    __atomic_fetch_add(&op_g.inflight, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&op_g.running, __ATOMIC_SEQ_CST)) {
+        op_stat_drop(OTELPROF_DROP_NOT_RUNNING);
+        goto out;
+    }
+    op_slot *s = op_ring_claim(&op_g.ring);
+    if (!s) {
+        op_stat_drop(OTELPROF_DROP_RING_FULL);
+        goto out;
+    }
+    s->tid = (pid_t)syscall(SYS_gettid);
+    s->timestamp_ns = now_ns(CLOCK_REALTIME);
+    s->weight = weight;
+    /* prctl is a plain syscall: AS-safe, and the name is right even for threads gone by drain. */
+    s->thread_name[0] = 0;
+    prctl(PR_GET_NAME, s->thread_name, 0, 0, 0);
+    s->thread_name[15] = 0;
+    copy_context(s);
+    capture_frames(s, uc);
+    if (s->nframes == 0) {
+        /* Publish as free: a slot must never stay WRITING. */
+        __atomic_store_n(&s->state, OP_SLOT_FREE, __ATOMIC_RELEASE);
+        op_stat_drop(OTELPROF_DROP_WALK_FAILED);
+        goto out;
+    }
+    op_ring_publish(s);
+    OP_STAT_INC(samples_taken);
+out:
+    __atomic_fetch_sub(&op_g.inflight, 1, __ATOMIC_SEQ_CST);
+    note_handler_time(now_ns(CLOCK_MONOTONIC) - t0);
+    errno = saved_errno;
+}
+
+int op_capture_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = op_signal_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    struct sigaction old;
+    if (sigaction(OP_SIGNAL, &sa, &old) < 0) return -1;
+    int foreign = (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != NULL && old.sa_sigaction != op_signal_handler
+                                              : (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN);
+    if (foreign) {
+        op_log_warn("SIGPROF already had a handler; otelprof takes the signal and passes on "
+                    "signals that are not its own");
+        op_g.old_action = old;
+        op_g.have_old_action = 1;
+    } else {
+        op_g.have_old_action = 0;
+    }
+    return 0;
+}
+
+void op_capture_uninstall(void) {
+    struct sigaction sa;
+    if (op_g.have_old_action) {
+        sa = op_g.old_action;
+    } else {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+    }
+    sigaction(OP_SIGNAL, &sa, NULL);
+    op_g.have_old_action = 0;
+}
+
+static otelprof_error submit_locked_out(const otelprof_sample *in);
+
+otelprof_error otelprof_submit(const otelprof_sample *in) {
+    if (!in || in->nframes < 0 || (in->nframes > 0 && !in->frames)) return OTELPROF_EINVAL;
+    __atomic_fetch_add(&op_g.inflight, 1, __ATOMIC_SEQ_CST);
+    otelprof_error rc = submit_locked_out(in);
+    __atomic_fetch_sub(&op_g.inflight, 1, __ATOMIC_SEQ_CST);
+    return rc;
+}
+
+/* otelprof_submit's body, run between the inflight increment and decrement. */
+static otelprof_error submit_locked_out(const otelprof_sample *in) {
+    if (!__atomic_load_n(&op_g.running, __ATOMIC_SEQ_CST)) {
+        op_stat_drop(OTELPROF_DROP_NOT_RUNNING);
+        return OTELPROF_ESTOPPED;
+    }
+    op_slot *s = op_ring_claim(&op_g.ring);
+    if (!s) {
+        op_stat_drop(OTELPROF_DROP_RING_FULL);
+        return OTELPROF_EFULL;
+    }
+    s->tid = in->tid ? in->tid : (pid_t)syscall(SYS_gettid);
+    s->timestamp_ns = in->timestamp_ns ? in->timestamp_ns : now_ns(CLOCK_REALTIME);
+    s->weight = in->weight > 0 ? in->weight
+                               : (op_g.cfg->mode == OP_MODE_WALL ? op_g.cfg->interval_ns : 1);
+    s->thread_name[0] = 0;
+    s->has_link = in->trace_id && in->span_id;
+    if (s->has_link) {
+        memcpy(s->trace_id, in->trace_id, 16);
+        memcpy(s->span_id, in->span_id, 8);
+    }
+    uint32_t n = (uint32_t)in->nframes, max = op_g.max_depth;
+    s->truncated = n > max;
+    if (n > max) {
+        n = max;
+        op_stat_drop(OTELPROF_DROP_TRUNCATED);
+    }
+    memcpy(s->frames, in->frames, n * sizeof(otelprof_frame));
+    if (s->truncated) {
+        s->frames[n - 1].kind = OTELPROF_FRAME_TRUNCATED;
+        s->frames[n - 1].id = 0;
+        s->frames[n - 1].aux = 0;
+    }
+    s->nframes = n;
+    op_ring_publish(s);
+    OP_STAT_INC(samples_taken);
+    return OTELPROF_OK;
+}

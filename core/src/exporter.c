@@ -1,0 +1,265 @@
+/* Exporter thread: the only consumer of the capture ring and the only owner of aggregation,
+ * symbolisation and outputs, so none of those need locks. It wakes every drain period, and
+ * closes a profile every export interval, on flush and at stop. */
+#include "op_exporter.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "op_aggregate.h"
+#include "op_log.h"
+#include "op_output.h"
+#include "op_profiler.h"
+#include "op_resolve.h"
+#include "op_resource.h"
+#include "op_stats.h"
+
+/* How often the ring is drained: short enough that a full ring needs a burst of
+ * nslots samples within it. */
+#define OP_DRAIN_NS 10000000ll
+
+static struct {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;     /* wakes the thread (flush, stop) and flush waiters */
+    int stop;
+    uint64_t flush_req, flush_done;
+    int started;
+    int finished;            /* the thread has written its last profile */
+    op_agg agg;
+    op_resolver resolver;
+    op_output *output;
+    op_kv *resource;
+    size_t nresource;
+    const otelprof_config *cfg;
+} ex = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static uint64_t realtime_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void drain_one(const op_slot *s, void *arg) {
+    op_agg_add((op_agg *)arg, s);
+}
+
+static void update_memory_stat(void) {
+    uint64_t bytes = op_g.ring.mem_len + op_agg_bytes(&ex.agg);
+    __atomic_store_n(&op_stats_g.memory_bytes, bytes, __ATOMIC_RELAXED);
+}
+
+/* Closes the interval: build, write, reset. */
+static void close_profile(int final) {
+    op_ring_drain(&op_g.ring, drain_one, &ex.agg);
+    uint64_t end = realtime_ns();
+    op_arena arena;
+    op_arena_init(&arena);
+    op_profile p;
+    if (op_agg_build(&ex.agg, &ex.resolver, &arena, end, &p) == 0) {
+        p.period_ns = ex.cfg->interval_ns;
+        p.resource = ex.resource;
+        p.nresource = ex.nresource;
+        p.scope_name = "otelprof";
+        p.scope_version = OP_SDK_VERSION;
+        if (getrandom(p.profile_id, sizeof p.profile_id, GRND_NONBLOCK) != sizeof p.profile_id) {
+            uint64_t a = end ^ (uint64_t)getpid() << 32, b = (uint64_t)(uintptr_t)&p ^ end * 31;
+            memcpy(p.profile_id, &a, 8);
+            memcpy(p.profile_id + 8, &b, 8);
+        }
+        p.profile_id[0] |= 1; /* never all zero */
+        op_output_write(ex.output, &p, final);
+        op_log_debug("profile closed: %zu samples, %zu frames, %zu mappings; arena %zu bytes",
+                     p.nsamples, p.nsyms, p.nmappings, arena.bytes);
+    } else {
+        op_log_warn("profile dropped: out of memory while building it");
+    }
+    op_arena_free(&arena);
+    if (op_g.has_adapter && op_g.adapter.profile_closed) op_g.adapter.profile_closed(op_g.adapter.user);
+    op_agg_reset(&ex.agg, end);
+    update_memory_stat();
+    if (op_log_level >= OP_LOG_DEBUG) {
+        otelprof_stats st;
+        otelprof_stats_get(&st);
+        op_log_debug("stats: taken=%llu signals=%llu ring_full=%llu handler_ns_max=%llu "
+                     "profiles=%llu bytes=%llu memory=%llu",
+                     (unsigned long long)st.samples_taken, (unsigned long long)st.signals,
+                     (unsigned long long)st.samples_dropped[OTELPROF_DROP_RING_FULL],
+                     (unsigned long long)st.handler_ns_max, (unsigned long long)st.profiles_written,
+                     (unsigned long long)st.bytes_written, (unsigned long long)st.memory_bytes);
+    }
+}
+
+static void add_ns(struct timespec *t, int64_t ns) {
+    t->tv_nsec += ns % 1000000000ll;
+    t->tv_sec += ns / 1000000000ll + t->tv_nsec / 1000000000ll;
+    t->tv_nsec %= 1000000000ll;
+}
+
+static int before(const struct timespec *a, const struct timespec *b) {
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+static void *exporter_main(void *arg) {
+    (void)arg;
+    struct timespec now, next_close;
+    clock_gettime(CLOCK_MONOTONIC, &next_close);
+    add_ns(&next_close, ex.cfg->export_interval_ns);
+    pthread_mutex_lock(&ex.lock);
+    for (;;) {
+        /* The condition variable times out on CLOCK_REALTIME; the close schedule stays monotonic. */
+        struct timespec wake;
+        clock_gettime(CLOCK_REALTIME, &wake);
+        add_ns(&wake, OP_DRAIN_NS);
+        while (!ex.stop && ex.flush_req == ex.flush_done &&
+               pthread_cond_timedwait(&ex.cond, &ex.lock, &wake) != ETIMEDOUT) {}
+        int stop = ex.stop;
+        uint64_t want = ex.flush_req;
+        pthread_mutex_unlock(&ex.lock);
+
+        op_ring_drain(&op_g.ring, drain_one, &ex.agg);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int due = !before(&now, &next_close);
+        if (stop || due || want != ex.flush_done) {
+            close_profile(stop);
+            if (due) {
+                while (!before(&now, &next_close)) add_ns(&next_close, ex.cfg->export_interval_ns);
+            }
+        } else {
+            update_memory_stat();
+        }
+        pthread_mutex_lock(&ex.lock);
+        ex.flush_done = want;
+        pthread_cond_broadcast(&ex.cond);
+        if (stop) break;
+    }
+    ex.finished = 1;
+    pthread_cond_broadcast(&ex.cond);
+    pthread_mutex_unlock(&ex.lock);
+    return NULL;
+}
+
+static void free_state(void) {
+    op_agg_free(&ex.agg);
+    op_resolver_free(&ex.resolver);
+    op_output_free(ex.output);
+    ex.output = NULL;
+    op_resource_free(ex.resource, ex.nresource);
+    ex.resource = NULL;
+    ex.nresource = 0;
+}
+
+static const char *ex_runtime;
+
+static int init_state(const otelprof_config *cfg, const char *runtime) {
+    ex.cfg = cfg;
+    ex_runtime = runtime;
+    ex.stop = 0;
+    ex.finished = 0;
+    ex.flush_req = ex.flush_done = 0;
+    if (op_resource_build(cfg, runtime, &ex.resource, &ex.nresource) < 0) return -1;
+    const char *service = ex.nresource ? ex.resource[0].value : "otelprof";
+    op_agg_init(&ex.agg, cfg->mode, (size_t)(cfg->max_memory / 2));
+    op_agg_reset(&ex.agg, realtime_ns());
+    if (op_resolver_init(&ex.resolver) < 0) return -1;
+    ex.output = op_output_new(cfg, service);
+    return ex.output ? 0 : -1;
+}
+
+static int spawn(void) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&ex.thread, NULL, exporter_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) return -1;
+    pthread_setname_np(ex.thread, "otelprof-export");
+    ex.started = 1;
+    return 0;
+}
+
+int op_exporter_start(const otelprof_config *cfg, const char *runtime) {
+    if (init_state(cfg, runtime) < 0 || spawn() < 0) {
+        free_state();
+        return -1;
+    }
+    return 0;
+}
+
+/* While the caller waits for the exporter, it answers resolution requests of an adapter that
+ * resolves on its own thread: stop() and flush() are called from such a thread, and the exporter
+ * would otherwise wait for it. */
+static int caller_resolves(void) {
+    return op_g.has_adapter && op_g.adapter.resolve_on == OTELPROF_RESOLVE_ON_ADAPTER;
+}
+
+static void wait_step(int resolve) {
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    add_ns(&dl, 2000000);
+    pthread_cond_timedwait(&ex.cond, &ex.lock, &dl);
+    if (resolve) {
+        pthread_mutex_unlock(&ex.lock);
+        otelprof_resolve_pending();
+        pthread_mutex_lock(&ex.lock);
+    }
+}
+
+void op_exporter_stop(void) {
+    if (!ex.started) return;
+    int resolve = caller_resolves();
+    pthread_mutex_lock(&ex.lock);
+    ex.stop = 1;
+    pthread_cond_broadcast(&ex.cond);
+    while (!ex.finished) wait_step(resolve);
+    pthread_mutex_unlock(&ex.lock);
+    pthread_join(ex.thread, NULL);
+    ex.started = 0;
+    free_state();
+}
+
+int op_exporter_flush(int timeout_ms) {
+    if (!ex.started) return -1;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    add_ns(&dl, (int64_t)timeout_ms * 1000000ll);
+    pthread_mutex_lock(&ex.lock);
+    uint64_t want = ++ex.flush_req;
+    pthread_cond_broadcast(&ex.cond);
+    int rc = 0, resolve = caller_resolves();
+    while (ex.flush_done < want && !ex.stop) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (!before(&now, &dl)) {
+            rc = -1;
+            break;
+        }
+        wait_step(resolve);
+    }
+    pthread_mutex_unlock(&ex.lock);
+    return rc;
+}
+
+void op_exporter_after_fork(void) {
+    /* The parent's exporter may have been mid-update: its tables are abandoned (a bounded,
+     * one-time leak per fork) rather than freed in an unknown state. */
+    pthread_mutex_t fresh_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
+    memcpy(&ex.lock, &fresh_lock, sizeof fresh_lock);
+    memcpy(&ex.cond, &fresh_cond, sizeof fresh_cond);
+    op_resolve_after_fork();
+    ex.started = 0;
+    memset(&ex.agg, 0, sizeof ex.agg);
+    memset(&ex.resolver, 0, sizeof ex.resolver);
+    ex.output = NULL;
+    ex.resource = NULL;
+    ex.nresource = 0;
+    if (init_state(ex.cfg, ex_runtime) < 0 || spawn() < 0)
+        op_log_error("profiling stopped in fork child %d: cannot restart the exporter", (int)getpid());
+}

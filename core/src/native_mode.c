@@ -1,0 +1,92 @@
+/* Native mode: LD_PRELOAD=libotelprof.so profiles any program. A constructor starts the profiler
+ * from the environment; pthread_create is interposed so every new thread registers itself and
+ * unregisters as it ends. Active only when this library is in LD_PRELOAD or OTELPROF_AUTOSTART=1,
+ * so programs that link it and call otelprof_start() themselves are left alone. */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "op_log.h"
+#include "otelprof/otelprof.h"
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+static int native_active;
+
+static int wanted(void) {
+    const char *a = getenv("OTELPROF_AUTOSTART");
+    if (a && *a) return strcmp(a, "0") != 0 && strcmp(a, "false") != 0;
+    const char *p = getenv("LD_PRELOAD");
+    return p && strstr(p, "libotelprof") != NULL;
+}
+
+static void register_existing_threads(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) {
+        otelprof_thread_register(otelprof_gettid());
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9') otelprof_thread_register((pid_t)atoi(e->d_name));
+    closedir(d);
+}
+
+__attribute__((constructor)) static void native_mode_start(void) {
+    if (!wanted()) return;
+    otelprof_error rc = otelprof_start(NULL, NULL);
+    if (rc == OTELPROF_EDISABLED) return;
+    if (rc != OTELPROF_OK) {
+        /* otelprof_start already said why in one line (invalid variable, no memory, ...). */
+        return;
+    }
+    native_active = 1;
+    register_existing_threads();
+}
+
+typedef struct trampoline_arg {
+    void *(*fn)(void *);
+    void *arg;
+} trampoline_arg;
+
+static void unregister_self(void *unused) {
+    (void)unused;
+    otelprof_thread_unregister(otelprof_gettid());
+}
+
+static void *trampoline(void *p) {
+    trampoline_arg t = *(trampoline_arg *)p;
+    free(p);
+    /* A thread born with SIGPROF blocked (the profiler's own threads, or the host's choice) is
+     * not sampled: queued signals would only pile up. */
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    if (!sigismember(&cur, SIGPROF)) otelprof_thread_register(otelprof_gettid());
+    void *ret;
+    pthread_cleanup_push(unregister_self, NULL);
+    ret = t.fn(t.arg);
+    pthread_cleanup_pop(1);
+    return ret;
+}
+
+OTELPROF_API int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+                                void *(*start_routine)(void *), void *arg) {
+    static pthread_create_fn real;
+    pthread_create_fn fn = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
+    if (!fn) {
+        fn = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+        __atomic_store_n(&real, fn, __ATOMIC_RELEASE);
+    }
+    if (!native_active || !otelprof_is_running()) return fn(thread, attr, start_routine, arg);
+    trampoline_arg *t = malloc(sizeof(*t));
+    if (!t) return fn(thread, attr, start_routine, arg);
+    t->fn = start_routine;
+    t->arg = arg;
+    int rc = fn(thread, attr, trampoline, t);
+    if (rc) free(t);
+    return rc;
+}

@@ -1,0 +1,25 @@
+/* A sampling engine: the source of timer signals. Each engine only starts and stops; the signal
+ * handler in capture.c is shared. Selection and fallback live in engine.c. */
+#ifndef OP_ENGINE_H
+#define OP_ENGINE_H
+
+#include "op_config.h"
+#include "op_threads.h"
+
+typedef struct op_engine {
+    const char *name;
+    int (*start)(const otelprof_config *cfg);     /* 0 or -1 (errno set) */
+    void (*stop)(void);
+    int (*thread_start)(op_thread *t);            /* 0 or -1; called under the registry lock */
+    void (*thread_stop)(op_thread *t);            /* called under the registry lock */
+} op_engine;
+
+extern const op_engine op_engine_cpu;    /* per-thread CLOCK_THREAD_CPUTIME_ID timers */
+extern const op_engine op_engine_wall;   /* one thread signalling registered threads in turn */
+extern const op_engine op_engine_itimer; /* process-wide ITIMER_PROF: the cpu fallback */
+
+/* Picks the engine for cfg->mode, falling back from per-thread timers to ITIMER_PROF when the
+ * kernel refuses them. Never NULL. */
+const op_engine *op_engine_select(const otelprof_config *cfg);
+
+#endif

@@ -1,0 +1,18 @@
+/* The exporter thread: drains the capture ring, aggregates, closes a profile every export
+ * interval (and on flush/stop) and hands it to the outputs. */
+#ifndef OP_EXPORTER_H
+#define OP_EXPORTER_H
+
+#include "op_config.h"
+
+/* Starts the thread (all signals blocked in it). runtime names the adapter or NULL. 0 or -1. */
+int op_exporter_start(const otelprof_config *cfg, const char *runtime);
+/* Closes the current profile, writes it, and joins the thread. */
+void op_exporter_stop(void);
+/* Asks for a close now and waits until it is written (at most timeout_ms). 0, or -1 on timeout. */
+int op_exporter_flush(int timeout_ms);
+/* Fork child: the thread is gone and its lock may be held; forget all state without freeing
+ * what another thread might have been using, then start afresh. */
+void op_exporter_after_fork(void);
+
+#endif

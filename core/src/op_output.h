@@ -1,0 +1,19 @@
+/* Local files: the embedded default when no OTLP endpoint is configured. Exporter thread only. */
+#ifndef OP_OUTPUT_H
+#define OP_OUTPUT_H
+
+#include "op_config.h"
+#include "op_profile.h"
+
+typedef struct op_output op_output;
+
+/* NULL on ENOMEM. File names carry the service name and pid (read at each write, so a fork child
+ * writes its own files). */
+op_output *op_output_new(const otelprof_config *cfg, const char *service_name);
+void op_output_free(op_output *o);
+/* Writes the interval files (OTLP, pprof) of p and folds p into the whole-run files (folded,
+ * HTML), rewriting them. Empty profiles write no interval files. Returns 0, or -1 if any write
+ * failed (counted as write_failed; logged once per cause). */
+int op_output_write(op_output *o, const op_profile *p, int final);
+
+#endif

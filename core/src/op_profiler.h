@@ -1,0 +1,38 @@
+/* The process-wide profiler state: one instance, because a signal handler can find no other. */
+#ifndef OP_PROFILER_H
+#define OP_PROFILER_H
+
+#include <pthread.h>
+#include <signal.h>
+#include "op_config.h"
+#include "op_ring.h"
+#include "otelprof/otelprof.h"
+
+struct op_engine;
+
+typedef struct op_profiler {
+    /* Read by the signal handler: set before `running` becomes 1, cleared after it becomes 0. */
+    int running;                 /* atomic */
+    int inflight;                /* handlers between entry and exit; stop waits for 0 */
+    int has_adapter;
+    otelprof_adapter adapter;
+    int native_frames;
+    uint32_t max_depth;
+    op_ring ring;
+    /* Not touched in signal context below this line. */
+    otelprof_config *cfg;
+    const struct op_engine *engine;
+    pthread_mutex_t lock;        /* start/stop/flush/fork */
+    struct sigaction old_action; /* restored at stop */
+    int have_old_action;
+} op_profiler;
+
+extern op_profiler op_g;
+
+/* The profiling signal. SIGPROF: what every profiler and debugger expects it to mean. */
+#define OP_SIGNAL SIGPROF
+
+/* Marks signals the wall engine queues, so the handler can tell them from foreign SIGPROFs. */
+#define OP_WALL_SIGVAL_TAG 0x4f00000000000000ull
+
+#endif

@@ -1,0 +1,28 @@
+/* Process-wide self-metrics counters and the core's memory budget. Counters are updated with
+ * relaxed atomics, so every function here is AS-safe. */
+#ifndef OP_STATS_H
+#define OP_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "otelprof/otelprof.h"
+
+extern otelprof_stats op_stats_g;
+
+#define OP_STAT_ADD(field, n) __atomic_fetch_add(&op_stats_g.field, (uint64_t)(n), __ATOMIC_RELAXED)
+#define OP_STAT_INC(field) OP_STAT_ADD(field, 1)
+
+static inline void op_stat_drop(otelprof_drop_reason r) {
+    __atomic_fetch_add(&op_stats_g.samples_dropped[r], 1, __ATOMIC_RELAXED);
+}
+static inline void op_stat_drop_n(otelprof_drop_reason r, uint64_t n) {
+    __atomic_fetch_add(&op_stats_g.samples_dropped[r], n, __ATOMIC_RELAXED);
+}
+
+/* Memory budget shared by all core tables (cap from config max_memory). op_mem_reserve returns 0
+ * and accounts n bytes, or -1 (nothing accounted) if that would pass the cap. */
+void op_mem_set_cap(uint64_t cap);
+int op_mem_reserve(size_t n);
+void op_mem_release(size_t n);
+
+#endif

@@ -1,0 +1,212 @@
+/* Lifecycle of the process-wide profiler: start, stop, flush, thread registration and fork. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "op_capture.h"
+#include "op_ctx.h"
+#include "op_engine.h"
+#include "op_exporter.h"
+#include "op_log.h"
+#include "op_profiler.h"
+#include "op_stats.h"
+#include "op_unwind.h"
+
+op_profiler op_g = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void op_engine_wall_after_fork(void);
+
+pid_t otelprof_gettid(void) {
+    return (pid_t)syscall(SYS_gettid);
+}
+
+int otelprof_is_running(void) {
+    return __atomic_load_n(&op_g.running, __ATOMIC_ACQUIRE);
+}
+
+/* The ring takes at most a quarter of the memory budget and 16Ki slots. */
+static uint32_t ring_slots(const otelprof_config *cfg, uint32_t max_depth) {
+    size_t slot = sizeof(op_slot) + (size_t)max_depth * sizeof(otelprof_frame);
+    size_t n = (size_t)(cfg->max_memory / 4) / slot;
+    if (n > 16384) n = 16384;
+    if (n < 16) n = 16;
+    return (uint32_t)n;
+}
+
+static void atexit_stop(void) {
+    if (otelprof_is_running()) otelprof_stop();
+}
+
+static void fork_prepare(void) { pthread_mutex_lock(&op_g.lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&op_g.lock); }
+
+/* In the child only the forking thread exists, timers and the exporter are gone, and any lock
+ * may be held: reset, then profile the child under its own pid. */
+static void fork_child(void) {
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&op_g.lock, &fresh, sizeof fresh);
+    if (!otelprof_is_running()) return;
+    op_ring_reset(&op_g.ring);
+    op_threads_forget_all();
+    if (op_g.engine == &op_engine_wall) op_engine_wall_after_fork();
+    if (op_g.engine->start(op_g.cfg) < 0)
+        op_log_error("fork child %d: cannot restart the %s engine: %s", (int)getpid(), op_g.engine->name,
+                     strerror(errno));
+    op_threads_add(otelprof_gettid());
+    op_process_ctx_after_fork();
+    op_exporter_after_fork();
+}
+
+static void cleanup_failed_start(otelprof_config *cfg) {
+    op_ring_destroy(&op_g.ring);
+    op_threads_destroy();
+    otelprof_config_free(cfg);
+    op_g.cfg = NULL;
+    op_g.engine = NULL;
+}
+
+otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adapter *adapter) {
+    static int hooks_installed;
+    otelprof_error rc = OTELPROF_OK;
+    char err[512];
+    pthread_mutex_lock(&op_g.lock);
+    if (otelprof_is_running()) {
+        rc = OTELPROF_ERUNNING;
+        goto out;
+    }
+    otelprof_config *cfg;
+    if (cfg_in) {
+        cfg = op_config_clone(cfg_in);
+    } else {
+        cfg = otelprof_config_new();
+        if (cfg && otelprof_config_from_env(cfg, err, sizeof err) != OTELPROF_OK) {
+            op_log_error("%s; profiling is off", err);
+            otelprof_config_free(cfg);
+            rc = OTELPROF_EINVAL;
+            goto out;
+        }
+    }
+    if (!cfg) {
+        rc = OTELPROF_ENOMEM;
+        goto out;
+    }
+    if (cfg->disabled) {
+        otelprof_config_free(cfg);
+        rc = OTELPROF_EDISABLED;
+        goto out;
+    }
+    op_log_level = cfg->log_level;
+    op_mem_set_cap((uint64_t)cfg->max_memory);
+
+    op_g.has_adapter = adapter != NULL;
+    if (adapter) op_g.adapter = *adapter;
+    else memset(&op_g.adapter, 0, sizeof op_g.adapter);
+    op_g.native_frames = adapter ? (cfg->native_frames_set && cfg->native_frames) : 1;
+    if (!adapter && cfg->native_frames_set && !cfg->native_frames)
+        op_log_warn("OTELPROF_NATIVE_FRAMES=0 ignored in native mode: native frames are the only frames");
+    op_g.max_depth = (uint32_t)cfg->max_depth;
+    op_g.cfg = cfg;
+
+    if (op_ring_init(&op_g.ring, ring_slots(cfg, op_g.max_depth), op_g.max_depth) < 0 ||
+        op_threads_init(cfg->max_threads) < 0) {
+        op_log_error("cannot allocate the capture buffers; profiling is off");
+        cleanup_failed_start(cfg);
+        rc = OTELPROF_ENOMEM;
+        goto out;
+    }
+    if (op_mem_reserve(op_g.ring.mem_len) < 0) {
+        op_log_error("OTELPROF_MAX_MEMORY is too small for the capture ring (%zu bytes); profiling is off",
+                     op_g.ring.mem_len);
+        cleanup_failed_start(cfg);
+        rc = OTELPROF_ENOMEM;
+        goto out;
+    }
+    if (op_g.native_frames) op_unwind_init();
+    op_g.engine = op_engine_select(cfg);
+    if (op_capture_install() < 0) {
+        op_log_error("cannot install the SIGPROF handler: %s; profiling is off", strerror(errno));
+        op_mem_release(op_g.ring.mem_len);
+        cleanup_failed_start(cfg);
+        rc = OTELPROF_ESYS;
+        goto out;
+    }
+    if (op_exporter_start(cfg, adapter ? adapter->name : NULL) < 0) {
+        op_log_error("cannot start the exporter thread; profiling is off");
+        op_capture_uninstall();
+        op_mem_release(op_g.ring.mem_len);
+        cleanup_failed_start(cfg);
+        rc = OTELPROF_ESYS;
+        goto out;
+    }
+    __atomic_store_n(&op_g.running, 1, __ATOMIC_SEQ_CST);
+    if (op_g.engine->start(cfg) < 0) {
+        op_log_error("cannot start the %s engine: %s; profiling is off", op_g.engine->name, strerror(errno));
+        __atomic_store_n(&op_g.running, 0, __ATOMIC_SEQ_CST);
+        op_exporter_stop();
+        op_capture_uninstall();
+        op_mem_release(op_g.ring.mem_len);
+        cleanup_failed_start(cfg);
+        rc = OTELPROF_ESYS;
+        goto out;
+    }
+    if (otelprof_process_ctx_publish(cfg) != OTELPROF_OK)
+        op_log_warn("process context (OTEL_CTX) not published");
+    if (!hooks_installed) {
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        atexit(atexit_stop);
+        hooks_installed = 1;
+    }
+    op_log_info("started: engine %s, interval %lld ns, output %s", op_g.engine->name,
+                (long long)cfg->interval_ns, cfg->output_dir ? cfg->output_dir : "./otelprof-out");
+out:
+    pthread_mutex_unlock(&op_g.lock);
+    return rc;
+}
+
+otelprof_error otelprof_stop(void) {
+    pthread_mutex_lock(&op_g.lock);
+    if (!otelprof_is_running()) {
+        pthread_mutex_unlock(&op_g.lock);
+        return OTELPROF_ESTOPPED;
+    }
+    __atomic_store_n(&op_g.running, 0, __ATOMIC_SEQ_CST);
+    op_threads_remove_all();
+    op_g.engine->stop();
+    /* Handlers already past the running check finish their slot before the final drain. */
+    for (int i = 0; i < 1000 && __atomic_load_n(&op_g.inflight, __ATOMIC_SEQ_CST); i++) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    op_exporter_stop();
+    op_capture_uninstall();
+    op_process_ctx_unpublish();
+    op_mem_release(op_g.ring.mem_len);
+    op_ring_destroy(&op_g.ring);
+    op_threads_destroy();
+    otelprof_config_free(op_g.cfg);
+    op_g.cfg = NULL;
+    op_g.engine = NULL;
+    op_g.has_adapter = 0;
+    pthread_mutex_unlock(&op_g.lock);
+    return OTELPROF_OK;
+}
+
+otelprof_error otelprof_flush(void) {
+    if (!otelprof_is_running()) return OTELPROF_ESTOPPED;
+    return op_exporter_flush(10000) == 0 ? OTELPROF_OK : OTELPROF_ESYS;
+}
+
+otelprof_error otelprof_thread_register(pid_t tid) {
+    if (tid <= 0) return OTELPROF_EINVAL;
+    if (!otelprof_is_running()) return OTELPROF_ESTOPPED;
+    if (op_threads_add(tid) == 0) return OTELPROF_OK;
+    return op_threads_count() >= (uint32_t)op_g.cfg->max_threads ? OTELPROF_EFULL : OTELPROF_ESYS;
+}
+
+void otelprof_thread_unregister(pid_t tid) {
+    if (otelprof_is_running()) op_threads_remove(tid);
+}

@@ -1,0 +1,88 @@
+/* Self-metrics: the process-wide counters, the shared memory budget, and their public names. */
+#include "op_stats.h"
+
+otelprof_stats op_stats_g;
+
+/* A cap of 0 means "not configured yet": tables built before start are not refused. */
+void op_mem_set_cap(uint64_t cap) {
+    __atomic_store_n(&op_stats_g.memory_cap_bytes, cap, __ATOMIC_RELAXED);
+}
+
+/* CAS rather than add-then-undo: a failed reservation must never make the total look, even for
+ * a moment, as if it had passed the cap, or a concurrent reserver would fail spuriously. */
+int op_mem_reserve(size_t n) {
+    uint64_t cur = __atomic_load_n(&op_stats_g.memory_bytes, __ATOMIC_RELAXED);
+    for (;;) {
+        uint64_t cap = __atomic_load_n(&op_stats_g.memory_cap_bytes, __ATOMIC_RELAXED);
+        uint64_t want = cur + (uint64_t)n;
+        if (want < cur) return -1; /* wrapped */
+        if (cap && want > cap) return -1;
+        if (__atomic_compare_exchange_n(&op_stats_g.memory_bytes, &cur, want, 1, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+            return 0;
+    }
+}
+
+/* Clamps at zero: releasing more than was reserved is a bug elsewhere, but an underflowed total
+ * would block every later reservation and make the self-metric absurd. */
+void op_mem_release(size_t n) {
+    uint64_t cur = __atomic_load_n(&op_stats_g.memory_bytes, __ATOMIC_RELAXED);
+    for (;;) {
+        uint64_t want = cur > (uint64_t)n ? cur - (uint64_t)n : 0;
+        if (__atomic_compare_exchange_n(&op_stats_g.memory_bytes, &cur, want, 1, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+            return;
+    }
+}
+
+#define LOAD(f) __atomic_load_n(&op_stats_g.f, __ATOMIC_RELAXED)
+
+void otelprof_stats_get(otelprof_stats *out) {
+    if (!out) return;
+    out->samples_taken = LOAD(samples_taken);
+    for (int i = 0; i < OTELPROF_DROP__COUNT; i++) out->samples_dropped[i] = LOAD(samples_dropped[i]);
+    out->signals = LOAD(signals);
+    out->timer_overruns = LOAD(timer_overruns);
+    out->handler_ns_total = LOAD(handler_ns_total);
+    out->handler_ns_max = LOAD(handler_ns_max);
+    out->threads_registered = LOAD(threads_registered);
+    out->profiles_written = LOAD(profiles_written);
+    out->bytes_written = LOAD(bytes_written);
+    out->memory_bytes = LOAD(memory_bytes);
+    out->memory_cap_bytes = LOAD(memory_cap_bytes);
+}
+
+/* Indexed by otelprof_drop_reason; the names are metric labels, so they never change. */
+static const char *const drop_names[OTELPROF_DROP__COUNT] = {
+    [OTELPROF_DROP_RING_FULL] = "ring_full",
+    [OTELPROF_DROP_REENTRANT] = "reentrant",
+    [OTELPROF_DROP_NOT_RUNNING] = "not_running",
+    [OTELPROF_DROP_WALK_FAILED] = "walk_failed",
+    [OTELPROF_DROP_TRUNCATED] = "truncated",
+    [OTELPROF_DROP_AGG_FULL] = "agg_full",
+    [OTELPROF_DROP_SYMBOL_FULL] = "symbol_full",
+    [OTELPROF_DROP_THREADS_FULL] = "threads_full",
+    [OTELPROF_DROP_TIMER_FAILED] = "timer_failed",
+    [OTELPROF_DROP_UNRESOLVED] = "unresolved",
+    [OTELPROF_DROP_WRITE_FAILED] = "write_failed",
+};
+
+const char *otelprof_drop_reason_name(otelprof_drop_reason r) {
+    if ((unsigned)r >= OTELPROF_DROP__COUNT || !drop_names[r]) return "unknown";
+    return drop_names[r];
+}
+
+const char *otelprof_strerror(otelprof_error err) {
+    switch (err) {
+    case OTELPROF_OK: return "success";
+    case OTELPROF_EINVAL: return "invalid option value";
+    case OTELPROF_ENOMEM: return "out of memory or over the max_memory cap";
+    case OTELPROF_ERUNNING: return "profiler already running";
+    case OTELPROF_ESTOPPED: return "profiler not running";
+    case OTELPROF_ESYS: return "system call failed";
+    case OTELPROF_EUNSUPPORTED: return "not supported on this system or build";
+    case OTELPROF_EDISABLED: return "profiling disabled by configuration";
+    case OTELPROF_EFULL: return "table full; item dropped";
+    }
+    return "unknown error";
+}

@@ -1,0 +1,36 @@
+/* Workload: argv[2] threads, each splitting CPU 70/30 between burn_hot and burn_cold for argv[1] s. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "burn.h"
+
+static double secs;
+
+/* Chunk lengths vary pseudo-randomly so the workload never phase-locks with the sampling period. */
+__attribute__((noinline)) uint64_t burn_hot(int64_t unit) { return spin_cpu(7 * unit); }
+__attribute__((noinline)) uint64_t burn_cold(int64_t unit) { return spin_cpu(3 * unit); }
+
+static void *worker(void *arg) {
+    (void)arg;
+    int64_t end = thread_cpu_ns() + (int64_t)(secs * 1e9);
+    uint64_t acc = 0, seed = (uint64_t)(uintptr_t)&acc;
+    while (thread_cpu_ns() < end) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        int64_t unit = 100000 + (int64_t)((seed >> 33) % 1900000); /* 0.1 .. 2 ms */
+        acc += burn_hot(unit);
+        acc += burn_cold(unit);
+    }
+    return (void *)(uintptr_t)(acc & 1);
+}
+
+int main(int argc, char **argv) {
+    secs = argc > 1 ? atof(argv[1]) : 1.0;
+    int n = argc > 2 ? atoi(argv[2]) : 4;
+    pthread_t t[256];
+    if (n > 256) n = 256;
+    for (int i = 0; i < n; i++) pthread_create(&t[i], NULL, worker, NULL);
+    for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
+    printf("done\n");
+    return 0;
+}
