@@ -65,7 +65,7 @@ static void *trampoline(void *p) {
      * not sampled: queued signals would only pile up. */
     sigset_t cur;
     pthread_sigmask(SIG_BLOCK, NULL, &cur);
-    if (!sigismember(&cur, SIGPROF)) otelprof_thread_register(otelprof_gettid());
+    if (!sigismember(&cur, SIGPROF)) otelprof_thread_register(otelprof_gettid()); /* touches TLS too */
     void *ret;
     pthread_cleanup_push(unregister_self, NULL);
     ret = t.fn(t.arg);

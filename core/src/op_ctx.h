@@ -11,6 +11,13 @@ static inline const otel_thread_ctx_record_v1 *op_ctx_current(void) {
     return (r && r->valid == 1) ? r : 0;
 }
 
+/* Ordinary context, on the calling thread: makes sure its otel_thread_ctx_v1 slot exists. In a
+ * dlopen'd library whose TLS did not fit glibc's static surplus, the first access allocates, which
+ * must not happen first inside the signal handler; registering threads call this. */
+static inline void op_ctx_touch(void) {
+    __asm__ volatile("" : : "r"(otel_thread_ctx_v1) : "memory");
+}
+
 /* In the child after fork(): drops the old mapping (not inherited thanks to MADV_DONTFORK) and
  * publishes again with the child's pid. */
 void op_process_ctx_after_fork(void);

@@ -236,16 +236,28 @@ static pc_header *map_new(size_t len, otelprof_error *err) {
     return addr;
 }
 
+/* Orders our writes to the mapping for a reader in another process. ThreadSanitizer rejects
+ * standalone fences, so its builds use a sequentially consistent read-modify-write instead,
+ * which is a full barrier as well. */
+static void full_fence(void) {
+#if defined(__SANITIZE_THREAD__)
+    static int dummy;
+    __atomic_fetch_add(&dummy, 0, __ATOMIC_SEQ_CST);
+#else
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
 /* Marks the header as being updated; readers that see 0 retry. */
 static void begin_update(pc_header *h) {
     __atomic_store_n(&h->published_at_ns, 0, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    full_fence();
 }
 
 static void end_update(pc_header *h) {
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    full_fence();
     __atomic_store_n(&h->published_at_ns, next_timestamp(), __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    full_fence();
 }
 
 static void write_payload(pc_header *h, const uint8_t *payload, size_t len) {
@@ -288,7 +300,7 @@ static otelprof_error place_locked(const uint8_t *payload, size_t len) {
     end_update(h);
     /* The signature goes last: a reader that sees it may trust every other field. */
     memcpy(h->signature, PC_SIGNATURE, sizeof h->signature);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    full_fence();
     name_mapping(h, maplen);
     pc_map = h;
     pc_map_len = maplen;

@@ -49,6 +49,8 @@ static void fork_parent(void) { pthread_mutex_unlock(&op_g.lock); }
 static void fork_child(void) {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&op_g.lock, &fresh, sizeof fresh);
+    /* Published contexts belong to the parent: republish with the child's pid, profiling or not. */
+    op_process_ctx_after_fork();
     if (!otelprof_is_running()) return;
     op_ring_reset(&op_g.ring);
     op_threads_forget_all();
@@ -57,7 +59,6 @@ static void fork_child(void) {
         op_log_error("fork child %d: cannot restart the %s engine: %s", (int)getpid(), op_g.engine->name,
                      strerror(errno));
     op_threads_add(otelprof_gettid());
-    op_process_ctx_after_fork();
     op_exporter_after_fork();
 }
 
@@ -153,6 +154,7 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
         rc = OTELPROF_ESYS;
         goto out;
     }
+    op_process_ctx_set_runtime(adapter ? adapter->name : NULL);
     if (otelprof_process_ctx_publish(cfg) != OTELPROF_OK)
         op_log_warn("process context (OTEL_CTX) not published");
     if (!hooks_installed) {
@@ -203,6 +205,7 @@ otelprof_error otelprof_flush(void) {
 otelprof_error otelprof_thread_register(pid_t tid) {
     if (tid <= 0) return OTELPROF_EINVAL;
     if (!otelprof_is_running()) return OTELPROF_ESTOPPED;
+    if (tid == otelprof_gettid()) op_ctx_touch();
     if (op_threads_add(tid) == 0) return OTELPROF_OK;
     return op_threads_count() >= (uint32_t)op_g.cfg->max_threads ? OTELPROF_EFULL : OTELPROF_ESYS;
 }

@@ -104,9 +104,15 @@ typedef struct scan {
     int have_prev;
     unsigned long long prev_adds, prev_subs, adds, subs;
     uint64_t vdso_ehdr;
+    uint64_t page;
 } scan;
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+
+static uint64_t page_size(void) {
+    long pg = sysconf(_SC_PAGESIZE);
+    return pg > 0 ? (uint64_t)pg : 4096;
+}
 
 static void hex_encode(const uint8_t *p, size_t n, char *out) {
     static const char digits[] = "0123456789abcdef";
@@ -163,8 +169,10 @@ static int collect_cb(struct dl_phdr_info *info, size_t size, void *arg) {
             if (sc->vdso_ehdr && sc->vdso_ehdr >= lo && sc->vdso_ehdr - lo < ph->p_memsz) {
                 o.is_vdso = 1;
                 if (ph->p_offset == 0) {
+                    /* The kernel maps the whole image, page-rounded; its section headers lie
+                     * past p_filesz but inside those pages. */
                     o.vdso_image = lo;
-                    o.vdso_size = ph->p_filesz;
+                    o.vdso_size = align_up(ph->p_memsz, sc->page);
                 }
             }
             if ((ph->p_flags & PF_X) && o.nsegs < MAX_EXEC_SEGS && ph->p_memsz > 0) {
@@ -455,8 +463,7 @@ static loaded_obj *new_obj(op_symbolizer *s, const seen_obj *o) {
     }
     lo->img = im;
     lo->bias = o->bias;
-    long pg = sysconf(_SC_PAGESIZE);
-    uint64_t page = pg > 0 ? (uint64_t)pg : 4096;
+    uint64_t page = page_size();
     /* Page-aligned, as /proc/self/maps shows them, so backends that read maps agree;
      * start - offset is unchanged by the alignment. */
     for (int i = 0; i < o->nsegs; i++) {
@@ -559,6 +566,7 @@ void op_symbolizer_refresh(op_symbolizer *s) {
     sc.prev_adds = s->adds;
     sc.prev_subs = s->subs;
     sc.vdso_ehdr = (uint64_t)getauxval(AT_SYSINFO_EHDR);
+    sc.page = page_size();
     dl_iterate_phdr(collect_cb, &sc);
     if (sc.unchanged) return;
     s->generation++;

@@ -5,6 +5,11 @@
 #include <signal.h>
 #include <ucontext.h>
 
+/* Local-only entry points (_UL*): the fast same-process unwinder that -lunwind provides.
+ * Without this, libunwind.h names the generic remote-capable ones from libunwind-<arch>. */
+#ifndef UNW_LOCAL_ONLY
+#define UNW_LOCAL_ONLY
+#endif
 #include <libunwind.h>
 
 /*

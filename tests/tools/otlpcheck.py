@@ -161,9 +161,10 @@ class _Checker:
         """Every entry other than the zero one must be reachable from some profile. Reachability
         is followed transitively, so an unreferenced location does not keep its function alive."""
         d = self.d
-        refs = {name: {0} for name in ("string_table", "mapping_table", "location_table",
-                                       "function_table", "link_table", "attribute_table",
-                                       "stack_table")}
+        # The zero entry counts as referenced (when the table has one at all).
+        refs = {name: set(range(min(1, len(getattr(d, name)))))
+                for name in ("string_table", "mapping_table", "location_table", "function_table",
+                             "link_table", "attribute_table", "stack_table")}
 
         def mark(table, idx):
             n = len(getattr(d, table))

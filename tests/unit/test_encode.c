@@ -1,6 +1,6 @@
 /* Unit test: OTLP and pprof encoders produce valid, deduplicated, merged output; gzip round-trips.
- * With a directory argument it also writes profile.otlp.pb and profile.pprof there for the
- * external checkers (otlpcheck.py, go tool pprof). */
+ * With a directory argument it also writes the encoded profiles there (profile*.otlp.pb,
+ * profile*.pprof) for the external checkers (otlpcheck.py, go tool pprof). */
 #include "op_encode.h"
 #include "op_intern.h"
 
@@ -301,6 +301,15 @@ static size_t check_otlp(const PData *pd, char **out, size_t max) {
     return nout;
 }
 
+static void write_file(const char *dir, const char *name, const uint8_t *b, size_t len) {
+    if (!dir) return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(b, 1, len, f) == len);
+    if (f) fclose(f);
+}
+
 static PData *encode_decode_otlp(const op_profile *p, uint8_t **bytes, size_t *len) {
     CHECK(op_encode_otlp(p, bytes, len) == 0);
     PData *pd = PD(profiles_data__unpack)(NULL, *len, *bytes);
@@ -409,18 +418,12 @@ static void test_otlp_cpu(const char *dir) {
     CHECK(pr->profile_id.len == 16 && memcmp(pr->profile_id.data, p.profile_id, 16) == 0);
     CHECK(pr->original_payload_format[0] == 0 && pr->original_payload.len == 0);
 
-    if (dir) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/profile.otlp.pb", dir);
-        FILE *f = fopen(path, "wb");
-        CHECK(f && fwrite(bytes, 1, len, f) == len);
-        if (f) fclose(f);
-    }
+    write_file(dir, "profile.otlp.pb", bytes, len);
     PD(profiles_data__free_unpacked)(pd, NULL);
     free(bytes);
 }
 
-static void test_otlp_wall(void) {
+static void test_otlp_wall(const char *dir) {
     op_profile p = make_profile(OP_MODE_WALL);
     uint8_t *bytes;
     size_t len;
@@ -445,11 +448,12 @@ static void test_otlp_wall(void) {
     CHECK(strcmp(S(d, pr->sample_type->unit_strindex), "nanoseconds") == 0);
     CHECK(strcmp(S(d, pr->period_type->type_strindex), "wall") == 0);
     CHECK(strcmp(S(d, pr->period_type->unit_strindex), "nanoseconds") == 0);
+    write_file(dir, "profile.wall.otlp.pb", bytes, len);
     PD(profiles_data__free_unpacked)(pd, NULL);
     free(bytes);
 }
 
-static void test_otlp_empty(void) {
+static void test_otlp_empty(const char *dir) {
     op_profile p = make_profile(OP_MODE_CPU);
     p.samples = NULL;
     p.nsamples = 0;
@@ -469,6 +473,7 @@ static void test_otlp_empty(void) {
     CHECK(d->n_string_table == 5); /* "", samples, count, cpu, nanoseconds */
     const PProfile *pr = pd->resource_profiles[0]->scope_profiles[0]->profiles[0];
     CHECK(pr->n_samples == 0);
+    write_file(dir, "profile.empty.otlp.pb", bytes, len);
     PD(profiles_data__free_unpacked)(pd, NULL);
     free(bytes);
 }
@@ -579,13 +584,7 @@ static void test_pprof(int mode, const char *dir) {
     CHECK(work_main == 5);
     CHECK(linked == 5);
 
-    if (dir) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/profile%s.pprof", dir, mode == OP_MODE_WALL ? ".wall" : "");
-        FILE *f = fopen(path, "wb");
-        CHECK(f && fwrite(bytes, 1, len, f) == len);
-        if (f) fclose(f);
-    }
+    write_file(dir, mode == OP_MODE_WALL ? "profile.wall.pprof" : "profile.pprof", bytes, len);
     perftools__profiles__profile__free_unpacked(q, NULL);
     free(bytes);
 
@@ -638,8 +637,8 @@ static void test_gzip(void) {
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : NULL;
     test_otlp_cpu(dir);
-    test_otlp_wall();
-    test_otlp_empty();
+    test_otlp_wall(dir);
+    test_otlp_empty(dir);
     test_otlp_bad_frame();
     test_pprof(OP_MODE_CPU, dir);
     test_pprof(OP_MODE_WALL, dir);

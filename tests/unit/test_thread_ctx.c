@@ -244,9 +244,12 @@ static void test_signal_reads(void) {
         val[len] = 0;
         at.key_index = seed;
         void *inner = otelprof_ctx_attach(t, s, seed, &at, 1);
+        /* Most time attached, some detached, so both states get sampled. */
+        for (volatile int spin = 0; spin < 400; spin++) {}
         otelprof_ctx_detach(inner);
+        for (volatile int spin = 0; spin < 100; spin++) {}
         otelprof_ctx_detach(outer);
-        for (volatile int spin = 0; spin < 200; spin++) {}
+        for (volatile int spin = 0; spin < 100; spin++) {}
         if ((iter & 255) == 0) {
             clock_gettime(CLOCK_MONOTONIC, &now);
             double el = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: builds otelprof, profiles the example programs with no
+# collector, and writes OTLP, pprof, folded and HTML flame graph files into ./otelprof-out.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build.sh
+out="${OTELPROF_OUTPUT_DIR:-$PWD/otelprof-out}"
+mkdir -p "$out"
+
+echo "== native example, CPU (examples/native/demo_service.c)"
+OTEL_SERVICE_NAME=demo-native-cpu OTELPROF_OUTPUT_DIR="$out" \
+  LD_PRELOAD="$PWD/build/lib/libotelprof.so" build/bin/demo_service 4
+echo "== native example, wall clock"
+OTEL_SERVICE_NAME=demo-native-wall OTELPROF_MODE=wall OTELPROF_OUTPUT_DIR="$out" \
+  LD_PRELOAD="$PWD/build/lib/libotelprof.so" build/bin/demo_service 4
+
+echo
+echo "Flame graphs (open in a browser):"
+ls -1 "$out"/*.html
+echo "Other files: $(ls "$out" | wc -l) in $out (*.otlp.pb OTLP, *.pb.gz pprof, *.folded)"

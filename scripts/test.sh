@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, builds (normal and ASan/UBSan), runs the unit tests
+# under ctest in both builds, then the integration tests under pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build.sh --asan
+export PATH="$PATH:/usr/local/go/bin"
+
+echo "== unit tests (ctest)"
+ctest --test-dir build --output-on-failure
+echo "== unit tests under ASan/UBSan (ctest)"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure
+
+echo "== integration tests (pytest)"
+python3 -m pytest -q tests "$@"
