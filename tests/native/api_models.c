@@ -100,7 +100,15 @@ int main(int argc, char **argv) {
     current_fn = 0;
     /* For model b, stop() answers the last resolution request on this thread itself. */
     otelprof_error rc = otelprof_stop();
+    otelprof_stats st;
+    otelprof_stats_get(&st);
     printf("model %s ucontext_seen %ld off_thread_resolves %d\n", model, ucontext_seen,
            resolve_calls_off_thread);
+    printf("stats samples_taken %llu signals %llu handler_ns_total %llu handler_ns_max %llu "
+           "profiles_written %llu bytes_written %llu unresolved %llu\n",
+           (unsigned long long)st.samples_taken, (unsigned long long)st.signals,
+           (unsigned long long)st.handler_ns_total, (unsigned long long)st.handler_ns_max,
+           (unsigned long long)st.profiles_written, (unsigned long long)st.bytes_written,
+           (unsigned long long)st.samples_dropped[OTELPROF_DROP_UNRESOLVED]);
     return rc == OTELPROF_OK ? 0 : 1;
 }
