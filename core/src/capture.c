@@ -24,6 +24,8 @@ static uint64_t now_ns(clockid_t c) {
 
 static void note_handler_time(uint64_t ns) {
     OP_STAT_ADD(handler_ns_total, ns);
+    int b = ns ? 63 - __builtin_clzll(ns) : 0;
+    OP_STAT_INC(handler_ns_hist[b > 31 ? 31 : b]);
     uint64_t max = __atomic_load_n(&op_stats_g.handler_ns_max, __ATOMIC_RELAXED);
     while (ns > max && !__atomic_compare_exchange_n(&op_stats_g.handler_ns_max, &max, ns, 1,
                                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}

@@ -87,10 +87,18 @@ static void close_profile(int final) {
     if (op_log_level >= OP_LOG_DEBUG) {
         otelprof_stats st;
         otelprof_stats_get(&st);
-        op_log_debug("stats: taken=%llu signals=%llu ring_full=%llu handler_ns_max=%llu "
+        uint64_t dropped = 0;
+        for (int i = 0; i < OTELPROF_DROP__COUNT; i++)
+            if (i != OTELPROF_DROP_TRUNCATED) dropped += st.samples_dropped[i];
+        op_log_debug("stats: taken=%llu signals=%llu dropped=%llu ring_full=%llu handler_ns_total=%llu "
+                     "handler_ns_p50=%llu handler_ns_p99=%llu handler_ns_max=%llu "
                      "profiles=%llu bytes=%llu memory=%llu",
                      (unsigned long long)st.samples_taken, (unsigned long long)st.signals,
+                     (unsigned long long)dropped,
                      (unsigned long long)st.samples_dropped[OTELPROF_DROP_RING_FULL],
+                     (unsigned long long)st.handler_ns_total,
+                     (unsigned long long)op_stats_handler_quantile(&st, 0.5),
+                     (unsigned long long)op_stats_handler_quantile(&st, 0.99),
                      (unsigned long long)st.handler_ns_max, (unsigned long long)st.profiles_written,
                      (unsigned long long)st.bytes_written, (unsigned long long)st.memory_bytes);
     }

@@ -19,6 +19,10 @@ static inline void op_stat_drop_n(otelprof_drop_reason r, uint64_t n) {
     __atomic_fetch_add(&op_stats_g.samples_dropped[r], n, __ATOMIC_RELAXED);
 }
 
+/* Upper bound (ns) of the histogram bucket holding the q-quantile (0..1) of handler times; 0 when
+ * there were none. The buckets are powers of two, so this over-states by less than 2x. */
+uint64_t op_stats_handler_quantile(const otelprof_stats *st, double q);
+
 /* Memory budget shared by all core tables (cap from config max_memory). op_mem_reserve returns 0
  * and accounts n bytes, or -1 (nothing accounted) if that would pass the cap. */
 void op_mem_set_cap(uint64_t cap);

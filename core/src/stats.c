@@ -37,6 +37,17 @@ void op_mem_release(size_t n) {
 
 #define LOAD(f) __atomic_load_n(&op_stats_g.f, __ATOMIC_RELAXED)
 
+uint64_t op_stats_handler_quantile(const otelprof_stats *st, double q) {
+    uint64_t total = 0, seen = 0;
+    for (int i = 0; i < 32; i++) total += st->handler_ns_hist[i];
+    if (!total) return 0;
+    for (int i = 0; i < 32; i++) {
+        seen += st->handler_ns_hist[i];
+        if ((double)seen >= q * (double)total) return (uint64_t)2 << i; /* bucket's upper bound */
+    }
+    return st->handler_ns_max;
+}
+
 void otelprof_stats_get(otelprof_stats *out) {
     if (!out) return;
     out->samples_taken = LOAD(samples_taken);
@@ -45,6 +56,7 @@ void otelprof_stats_get(otelprof_stats *out) {
     out->timer_overruns = LOAD(timer_overruns);
     out->handler_ns_total = LOAD(handler_ns_total);
     out->handler_ns_max = LOAD(handler_ns_max);
+    for (int i = 0; i < 32; i++) out->handler_ns_hist[i] = LOAD(handler_ns_hist[i]);
     out->threads_registered = LOAD(threads_registered);
     out->profiles_written = LOAD(profiles_written);
     out->bytes_written = LOAD(bytes_written);
@@ -55,7 +67,6 @@ void otelprof_stats_get(otelprof_stats *out) {
 /* Indexed by otelprof_drop_reason; the names are metric labels, so they never change. */
 static const char *const drop_names[OTELPROF_DROP__COUNT] = {
     [OTELPROF_DROP_RING_FULL] = "ring_full",
-    [OTELPROF_DROP_REENTRANT] = "reentrant",
     [OTELPROF_DROP_NOT_RUNNING] = "not_running",
     [OTELPROF_DROP_WALK_FAILED] = "walk_failed",
     [OTELPROF_DROP_TRUNCATED] = "truncated",

@@ -498,7 +498,7 @@ static void test_mem(void) {
 
 static void test_names(void) {
     static const char *const want[OTELPROF_DROP__COUNT] = {
-        "ring_full", "reentrant", "not_running", "walk_failed", "truncated", "agg_full",
+        "ring_full", "not_running", "walk_failed", "truncated", "agg_full",
         "symbol_full", "threads_full", "timer_failed", "unresolved", "write_failed",
     };
     for (int r = 0; r < OTELPROF_DROP__COUNT; r++) {

@@ -188,7 +188,6 @@ OTELPROF_API otelprof_error otelprof_process_ctx_publish(const otelprof_config *
 /* ---- self-metrics ---------------------------------------------------------------------------- */
 typedef enum otelprof_drop_reason {
     OTELPROF_DROP_RING_FULL = 0,  /* capture queue full */
-    OTELPROF_DROP_REENTRANT,      /* signal arrived while the handler already ran on that thread */
     OTELPROF_DROP_NOT_RUNNING,    /* signal after stop, or on an unregistered thread */
     OTELPROF_DROP_WALK_FAILED,    /* adapter walk returned <0 or nothing */
     OTELPROF_DROP_TRUNCATED,      /* stack longer than max_depth: kept, cut, counted here */
@@ -208,6 +207,9 @@ typedef struct otelprof_stats {
     uint64_t timer_overruns;    /* expirations folded into a sample's weight */
     uint64_t handler_ns_total;  /* time spent in the signal handler */
     uint64_t handler_ns_max;
+    /* handler time histogram: bucket i counts handlers that took [2^i, 2^(i+1)) ns (i = 0..31,
+     * the last bucket open-ended), for percentiles */
+    uint64_t handler_ns_hist[32];
     uint64_t threads_registered;/* now */
     uint64_t profiles_written;  /* profiles closed and written by at least one output */
     uint64_t bytes_written;     /* bytes of all local files written */
@@ -217,7 +219,7 @@ typedef struct otelprof_stats {
 
 /* Thread-safe; AS-safe (reads counters). Fields are a snapshot, not atomic as a whole. */
 OTELPROF_API void otelprof_stats_get(otelprof_stats *out);
-/* Thread-safe, AS-safe: "ring_full", "reentrant", ... */
+/* Thread-safe, AS-safe: "ring_full", "not_running", ... */
 OTELPROF_API const char *otelprof_drop_reason_name(otelprof_drop_reason r);
 
 #ifdef __cplusplus
