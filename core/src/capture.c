@@ -110,7 +110,8 @@ static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
     /* inflight before running (both seq_cst): stop clears running, then waits for inflight == 0,
      * so no handler can touch the ring once stop frees it. */
     __atomic_fetch_add(&op_g.inflight, 1, __ATOMIC_SEQ_CST);
-    if (!__atomic_load_n(&op_g.running, __ATOMIC_SEQ_CST)) {
+    if (!__atomic_load_n(&op_g.running, __ATOMIC_SEQ_CST) ||
+        __atomic_load_n(&op_g.paused, __ATOMIC_SEQ_CST)) {
         op_stat_drop(OTELPROF_DROP_NOT_RUNNING);
         goto out;
     }

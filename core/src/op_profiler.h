@@ -14,6 +14,7 @@ typedef struct op_profiler {
     /* Read by the signal handler: set before `running` becomes 1, cleared after it becomes 0. */
     int running;                 /* atomic */
     int inflight;                /* handlers between entry and exit; stop waits for 0 */
+    int paused;                  /* set around fork(): new handlers drop their sample */
     int has_adapter;
     otelprof_adapter adapter;
     int native_frames;

@@ -11,8 +11,10 @@
  * call that ends a function is not attributed to the next one) or aux = 0 for an exact pc:
  * frame 0, and a frame reached through a signal trampoline (a handler interrupted a handler). */
 int op_unwind_native(void *uc, otelprof_frame *out, int max);
-/* Prepares libunwind's caches outside signal context. Call once at start, before any profiling
- * signal can arrive (it changes libunwind's caching policy). Not AS-safe; idempotent. */
+/* Prepares libunwind's caches outside signal context, and locates glibc's loader lock so that a
+ * thread interrupted inside dlopen/dlclose/dl_iterate_phdr gets its leaf pc only (unwinding
+ * there can deadlock). Call once at start, before any profiling signal can arrive (it changes
+ * libunwind's caching policy). Not AS-safe; idempotent. */
 void op_unwind_init(void);
 
 #endif

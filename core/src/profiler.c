@@ -41,8 +41,29 @@ static void atexit_stop(void) {
     if (otelprof_is_running()) otelprof_stop();
 }
 
-static void fork_prepare(void) { pthread_mutex_lock(&op_g.lock); }
-static void fork_parent(void) { pthread_mutex_unlock(&op_g.lock); }
+/* Whether no handler was mid-walk when fork() copied the process: libunwind (Debian 1.6) holds a
+ * process-wide lock during a walk, and a child that inherits it locked would hang on its first
+ * sample. */
+static int fork_quiet;
+
+static void fork_prepare(void) {
+    pthread_mutex_lock(&op_g.lock);
+    __atomic_store_n(&op_g.paused, 1, __ATOMIC_SEQ_CST);
+    fork_quiet = 0;
+    for (int i = 0; i < 500; i++) {
+        if (!__atomic_load_n(&op_g.inflight, __ATOMIC_SEQ_CST)) {
+            fork_quiet = 1;
+            break;
+        }
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void fork_parent(void) {
+    __atomic_store_n(&op_g.paused, 0, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&op_g.lock);
+}
 
 /* In the child only the forking thread exists, timers and the exporter are gone, and any lock
  * may be held: reset, then profile the child under its own pid. */
@@ -51,7 +72,15 @@ static void fork_child(void) {
     memcpy(&op_g.lock, &fresh, sizeof fresh);
     /* Published contexts belong to the parent: republish with the child's pid, profiling or not. */
     op_process_ctx_after_fork();
+    __atomic_store_n(&op_g.paused, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&op_g.inflight, 0, __ATOMIC_SEQ_CST);
     if (!otelprof_is_running()) return;
+    if (!fork_quiet && op_g.native_frames) {
+        /* A walk was in flight on another thread: its locks may be held forever here. */
+        __atomic_store_n(&op_g.running, 0, __ATOMIC_SEQ_CST);
+        op_log_warn("fork child %d: not profiled (a stack walk was in progress during fork)", (int)getpid());
+        return;
+    }
     op_ring_reset(&op_g.ring);
     op_threads_forget_all();
     if (op_g.engine == &op_engine_wall) op_engine_wall_after_fork();

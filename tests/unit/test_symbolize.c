@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <limits.h>
+#include <link.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +187,14 @@ __attribute__((noinline)) void nest_outer(void) {
     sink++;
 }
 
+static int raise_in_loader(struct dl_phdr_info *info, size_t size, void *arg) {
+    (void)info;
+    (void)size;
+    (void)arg;
+    raise(SIGPROF);
+    return 1;
+}
+
 __attribute__((noinline)) void spin_here(int n) {
     for (int i = 0; i < n && nframes < 0; i++) sink += (unsigned)i;
 }
@@ -246,6 +255,17 @@ __attribute__((noinline)) static void test_unwind(op_symbolizer *s) {
     CHECK(exact == 1);
 #endif
     if (!(ih > 0 && im2 == it2 + 1)) dump(s, frames, n);
+
+    /* Inside the loader lock (here: a dl_iterate_phdr callback) libunwind is not called and
+     * only the exact pc is reported. */
+    nframes = -1;
+    dl_iterate_phdr(raise_in_loader, NULL);
+#if defined(__GLIBC__)
+    CHECK(nframes == 1 && frames[0].aux == 0 && frames[0].id != 0);
+#endif
+    nframes = -1;
+    chain_a(); /* and a normal walk right after */
+    CHECK(nframes > 4);
 
     /* CPU timer while spinning: frame 0 lands in spin_here. */
     struct itimerval tick = {{0, 1000}, {0, 1000}};

@@ -59,7 +59,8 @@ OTELPROF_API otelprof_error otelprof_config_from_env(otelprof_config *cfg, char 
 /* A frame as captured: opaque ids, never names. Names are resolved later, off the signal path. */
 typedef struct otelprof_frame {
     uint64_t id;   /* native: program counter; adapter: e.g. code object, jmethodID, iseq VALUE */
-    int32_t aux;   /* adapter: e.g. instruction offset, bci, line; native: 0 */
+    int32_t aux;   /* adapter: e.g. instruction offset, bci, line; native: 1 = return address
+                      (symbolised at pc-1), 0 = exact pc (the interrupted frame) */
     uint32_t kind; /* OTELPROF_FRAME_* */
 } otelprof_frame;
 
