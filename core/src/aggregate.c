@@ -54,23 +54,22 @@ void op_agg_add(op_agg *g, const op_slot *s) {
     h.nframes = nf;
     memcpy(buf, &h, sizeof h);
     memcpy(buf + sizeof h, s->frames, nf * sizeof(otelprof_frame));
-    int inserted;
-    int32_t i = op_intern_put(&g->keys, buf, sizeof h + nf * sizeof(otelprof_frame), &inserted);
-    if (i >= 0 && (uint32_t)i >= g->cap) {
+    /* Room in the per-entry arrays first, so a key is never interned without its counters. */
+    if (op_intern_count(&g->keys) >= g->cap) {
         uint32_t ncap = g->cap ? g->cap * 2 : 256;
         int64_t *c = realloc(g->counts, ncap * sizeof(int64_t));
         if (c) g->counts = c;
         int64_t *v = c ? realloc(g->values, ncap * sizeof(int64_t)) : NULL;
         if (v) g->values = v;
         if (!c || !v) {
-            i = -1;
-        } else {
-            g->cap = ncap;
+            op_stat_drop(OTELPROF_DROP_AGG_FULL);
+            return;
         }
+        g->cap = ncap;
     }
+    int inserted;
+    int32_t i = op_intern_put(&g->keys, buf, sizeof h + nf * sizeof(otelprof_frame), &inserted);
     if (i < 0) {
-        /* The key may have been inserted before the arrays failed: harmless, its count stays 0
-         * and op_agg_build skips zero-count entries. */
         op_stat_drop(OTELPROF_DROP_AGG_FULL);
         return;
     }

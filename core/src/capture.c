@@ -31,29 +31,31 @@ static void note_handler_time(uint64_t ns) {
                                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
 }
 
-/* Fills the slot's frames: native first (leaf side) when enabled, then the adapter's. */
-static void capture_frames(op_slot *s, void *uc) {
-    uint32_t max = op_g.max_depth, n = 0;
-    int truncated = 0;
-    if (op_g.native_frames && max > 0) {
-        int k = op_unwind_native(uc, s->frames, (int)max);
-        if (k > 0) n = (uint32_t)k;
-        if (n == max && !op_g.has_adapter) truncated = 1;
+/* Fills the slot's frames: native first (leaf side) when enabled, then the adapter's. Slots hold
+ * max_depth + 1 frames so that a stack of exactly max_depth is not mistaken for a cut one.
+ * Returns -1 when the adapter asked to drop the sample. */
+static int capture_frames(op_slot *s, void *uc) {
+    uint32_t max = op_g.max_depth, room = max + 1, n = 0;
+    if (op_g.native_frames) {
+        int k = op_unwind_native(uc, s->frames, (int)room);
+        if (k > 0) n = (uint32_t)(k < (int)room ? k : (int)room);
     }
-    if (op_g.has_adapter && op_g.adapter.walk && n < max) {
-        int k = op_g.adapter.walk(op_g.adapter.user, uc, s->frames + n, (int)(max - n));
-        if (k > 0) n += (uint32_t)k;
-        if (n == max) truncated = 1;
+    if (op_g.has_adapter && op_g.adapter.walk && n < room) {
+        int k = op_g.adapter.walk(op_g.adapter.user, uc, s->frames + n, (int)(room - n));
+        if (k < 0) return -1;
+        n += (uint32_t)k < room - n ? (uint32_t)k : room - n; /* a buggy adapter cannot overrun */
     }
-    /* The last slot of a full stack becomes a marker, so users see the cut. */
-    if (truncated) {
+    s->truncated = n > max;
+    if (s->truncated) {
+        /* The last kept frame becomes a marker, so users see the cut. */
+        n = max;
         s->frames[max - 1].kind = OTELPROF_FRAME_TRUNCATED;
         s->frames[max - 1].id = 0;
         s->frames[max - 1].aux = 0;
         op_stat_drop(OTELPROF_DROP_TRUNCATED);
     }
-    s->truncated = (uint8_t)truncated;
     s->nframes = n;
+    return 0;
 }
 
 static void copy_context(op_slot *s) {
@@ -72,6 +74,7 @@ static void copy_context(op_slot *s) {
  * (SI_KERNEL) when that engine runs. Anything else belongs to whoever had the handler before. */
 static int is_ours(const siginfo_t *si, int64_t *weight) {
     if (si->si_code == SI_TIMER) {
+        if (!op_engine_cpu_owns_timer(si->si_timerid)) return 0;
         int over = si->si_overrun;
         if (over > 0) OP_STAT_ADD(timer_overruns, over);
         *weight = 1 + (over > 0 ? over : 0);
@@ -80,7 +83,7 @@ static int is_ours(const siginfo_t *si, int64_t *weight) {
     if (si->si_code == SI_QUEUE) {
         uint64_t v = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
         if ((v & 0xff00000000000000ull) != OP_WALL_SIGVAL_TAG) return 0;
-        *weight = (int64_t)(v & 0x00ffffffffffffffull);
+        if (op_engine_wall_weight((uint32_t)(v & 0xffffffffu), weight) < 0) *weight = 0;
         return 1;
     }
     if (si->si_code == SI_KERNEL && op_g.engine == &op_engine_itimer) {
@@ -128,8 +131,7 @@ static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
     prctl(PR_GET_NAME, s->thread_name, 0, 0, 0);
     s->thread_name[15] = 0;
     copy_context(s);
-    capture_frames(s, uc);
-    if (s->nframes == 0) {
+    if (capture_frames(s, uc) < 0 || s->nframes == 0 || weight <= 0) {
         /* Publish as free: a slot must never stay WRITING. */
         __atomic_store_n(&s->state, OP_SLOT_FREE, __ATOMIC_RELEASE);
         op_stat_drop(OTELPROF_DROP_WALK_FAILED);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <unistd.h>
 
 #define DEFAULT_OUTPUT_DIR "./otelprof-out"
 
@@ -26,6 +28,18 @@
  * no longer protects the host from anything, so a value there is almost certainly a typo. */
 #define MAX_MEMORY_MIN (1ll << 20)
 #define MAX_MEMORY_MAX (16ll << 30)
+#define OTLP_TIMEOUT_MIN (1 * NS_PER_MS)
+#define OTLP_TIMEOUT_MAX (600 * NS_PER_S)
+#define EXPORT_QUEUE_MIN (4ll << 10)
+#define EXPORT_QUEUE_MAX (1ll << 30)
+#define RETRY_INTERVAL_MIN (1 * NS_PER_MS)
+#define RETRY_INTERVAL_MAX (600 * NS_PER_S)
+#define RETRY_ELAPSED_MAX (3600 * NS_PER_S)
+
+#define HEADERS_EXPECT "comma-separated key=value pairs with percent-encoded values, like " \
+    "api-key=abc,x-scope=team%20a"
+#define TIMEOUT_EXPECT "milliseconds like 10000, or a duration like 10s, between 1ms and 10m"
+#define FILE_EXPECT "the path of a readable PEM file"
 
 /* ---- small parsers ---------------------------------------------------------------------------- */
 
@@ -170,6 +184,10 @@ static void kv_free(op_kv *kv, size_t n) {
         free(kv[i].value);
     }
     free(kv);
+}
+
+void op_kv_free(op_kv *kv, size_t n) {
+    kv_free(kv, n);
 }
 
 /* ---- error text ------------------------------------------------------------------------------- */
@@ -401,12 +419,285 @@ static int set_wall_threads_per_tick(otelprof_config *cfg, const char *v, char *
     return parse_int_range(v, 1, WALL_THREADS_MAX, &cfg->wall_threads_per_tick);
 }
 
+/* ---- OTLP exporter options -------------------------------------------------------------------- */
+
+/* RFC 9110 token characters: what an HTTP field name may hold. */
+static int is_tchar(unsigned char c) {
+    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* Entries are named by position only: a header value is usually a token, and the key alone can
+ * already say what kind of secret sits next to it. */
+int op_parse_headers(const char *v, op_kv **out, size_t *nout, char *why, size_t wl) {
+    op_kv *kv = NULL;
+    size_t n = 0, cap = 0;
+    unsigned entry = 0;
+    const char *p = v;
+    int rc = -1;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t raw = comma ? (size_t)(comma - p) : strlen(p);
+        size_t elen;
+        const char *e = trim_n(p, raw, &elen);
+        entry++;
+        if (elen) {
+            const char *eq = memchr(e, '=', elen);
+            if (!eq) {
+                snprintf(why, wl, "; entry %u has no '='", entry);
+                goto out;
+            }
+            size_t klen, vlen;
+            const char *k = trim_n(e, (size_t)(eq - e), &klen);
+            const char *val = trim_n(eq + 1, elen - (size_t)(eq - e) - 1, &vlen);
+            int bad;
+            char *dk = pct_decode(k, klen, &bad);
+            if (!dk) {
+                if (bad) snprintf(why, wl, "; entry %u has a bad %%-escape in its key", entry);
+                else rc = -2;
+                goto out;
+            }
+            char *dv = pct_decode(val, vlen, &bad);
+            if (!dv) {
+                free(dk);
+                if (bad) snprintf(why, wl, "; entry %u has a bad %%-escape in its value", entry);
+                else rc = -2;
+                goto out;
+            }
+            int key_ok = dk[0] != '\0', val_ok = 1;
+            for (const char *c = dk; *c; c++) key_ok &= is_tchar((unsigned char)*c);
+            /* A decoded CR or LF would let a value inject a header line of its own. */
+            for (const unsigned char *c = (const unsigned char *)dv; *c; c++)
+                if ((*c < 0x20 && *c != '\t') || *c == 0x7f) val_ok = 0;
+            if (!key_ok || !val_ok) {
+                free(dk);
+                free(dv);
+                snprintf(why, wl, "; entry %u has %s", entry,
+                         !key_ok ? "an empty key or one that is not an HTTP header name"
+                                 : "a control character in its value");
+                goto out;
+            }
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 8;
+                op_kv *g = realloc(kv, nc * sizeof *kv);
+                if (!g) { free(dk); free(dv); rc = -2; goto out; }
+                kv = g;
+                cap = nc;
+            }
+            kv[n].key = dk;
+            kv[n].value = dv;
+            n++;
+        }
+        if (!comma) break;
+        p = comma + 1;
+    }
+    *out = kv;
+    *nout = n;
+    return 0;
+out:
+    kv_free(kv, n);
+    return rc;
+}
+
+int op_check_endpoint(const char *s, char *why, size_t wl) {
+    size_t len;
+    const char *v = trim(s, &len);
+    size_t skip;
+    if (len >= 7 && strncasecmp(v, "http://", 7) == 0) skip = 7;
+    else if (len >= 8 && strncasecmp(v, "https://", 8) == 0) skip = 8;
+    else {
+        snprintf(why, wl, "; the scheme must be http:// or https://");
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c <= 0x20 || c == 0x7f) {
+            snprintf(why, wl, "; it contains a space or control character");
+            return -1;
+        }
+    }
+    const char *h = v + skip, *end = v + len;
+    const char *slash = memchr(h, '/', (size_t)(end - h));
+    const char *hend = slash ? slash : end;
+    const char *at = NULL;
+    for (const char *c = h; c < hend; c++)
+        if (*c == '@') at = c;
+    if (at) h = at + 1; /* user:password@ is allowed; libcurl sends it as basic auth */
+    if (h == hend) {
+        snprintf(why, wl, "; the host is missing");
+        return -1;
+    }
+    const char *colon = NULL;
+    if (*h == '[') { /* IPv6 literal */
+        const char *rb = memchr(h, ']', (size_t)(hend - h));
+        if (!rb || rb == h + 1) {
+            snprintf(why, wl, "; the IPv6 address is not closed with ']'");
+            return -1;
+        }
+        if (rb + 1 < hend) {
+            if (rb[1] != ':') {
+                snprintf(why, wl, "; unexpected text after the IPv6 address");
+                return -1;
+            }
+            colon = rb + 1;
+        }
+    } else {
+        colon = memchr(h, ':', (size_t)(hend - h));
+        if (colon == h) {
+            snprintf(why, wl, "; the host is missing");
+            return -1;
+        }
+    }
+    if (colon) {
+        uint64_t port;
+        size_t pl = (size_t)(hend - colon - 1);
+        if (pl == 0 || parse_digits(colon + 1, pl, &port) != pl || port == 0 || port > 65535) {
+            snprintf(why, wl, "; the port must be a number between 1 and 65535");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int set_str(char **dst, const char *v) {
+    size_t len;
+    const char *s = trim(v, &len);
+    char *d = NULL;
+    if (len && !(d = strndup(s, len))) return -2;
+    free(*dst);
+    *dst = d;
+    return 0;
+}
+
+static int set_endpoint_in(otelprof_config *cfg, int which, const char *v, char *why, size_t wl) {
+    if (op_check_endpoint(v, why, wl) < 0) return -1;
+    return set_str(&cfg->otlp[which].endpoint, v);
+}
+static int set_endpoint(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    return set_endpoint_in(cfg, OP_OTLP_ALL, v, why, wl);
+}
+static int set_profiles_endpoint(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    return set_endpoint_in(cfg, OP_OTLP_PROFILES, v, why, wl);
+}
+
+static int set_headers_in(otelprof_config *cfg, int which, const char *v, char *why, size_t wl) {
+    op_kv *kv;
+    size_t n;
+    int rc = op_parse_headers(v, &kv, &n, why, wl);
+    if (rc < 0) return rc;
+    op_otlp_opts *o = &cfg->otlp[which];
+    kv_free(o->headers, o->nheaders);
+    o->headers = kv;
+    o->nheaders = n;
+    o->headers_set = 1;
+    return 0;
+}
+static int set_headers(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    return set_headers_in(cfg, OP_OTLP_ALL, v, why, wl);
+}
+static int set_profiles_headers(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    return set_headers_in(cfg, OP_OTLP_PROFILES, v, why, wl);
+}
+
+static int set_compression_in(otelprof_config *cfg, int which, const char *v) {
+    if (word_is(v, "gzip")) cfg->otlp[which].compression = OP_COMPRESS_GZIP;
+    else if (word_is(v, "none")) cfg->otlp[which].compression = OP_COMPRESS_NONE;
+    else return -1;
+    return 0;
+}
+static int set_compression(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    (void)why; (void)wl;
+    return set_compression_in(cfg, OP_OTLP_ALL, v);
+}
+static int set_profiles_compression(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    (void)why; (void)wl;
+    return set_compression_in(cfg, OP_OTLP_PROFILES, v);
+}
+
+/* The specification gives the timeout in milliseconds, which is what a bare number means here. */
+static int set_timeout_in(otelprof_config *cfg, int which, const char *v) {
+    return set_duration(&cfg->otlp[which].timeout_ns, v, OTLP_TIMEOUT_MIN, OTLP_TIMEOUT_MAX);
+}
+static int set_timeout(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    (void)why; (void)wl;
+    return set_timeout_in(cfg, OP_OTLP_ALL, v);
+}
+static int set_profiles_timeout(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    (void)why; (void)wl;
+    return set_timeout_in(cfg, OP_OTLP_PROFILES, v);
+}
+
+/* Checked now, so a typo is one clear line at start rather than a TLS error at every export. */
+static int set_file(char **dst, const char *v, char *why, size_t wl) {
+    size_t len;
+    const char *s = trim(v, &len);
+    char *d = strndup(s, len);
+    if (!d) return -2;
+    if (access(d, R_OK) != 0) {
+        snprintf(why, wl, "; %s", strerror(errno));
+        free(d);
+        return -1;
+    }
+    free(*dst);
+    *dst = d;
+    return 0;
+}
+#define FILE_SETTERS(field)                                                                       \
+    static int set_##field(otelprof_config *cfg, const char *v, char *why, size_t wl) {          \
+        return set_file(&cfg->otlp[OP_OTLP_ALL].field, v, why, wl);                             \
+    }                                                                                             \
+    static int set_profiles_##field(otelprof_config *cfg, const char *v, char *why, size_t wl) { \
+        return set_file(&cfg->otlp[OP_OTLP_PROFILES].field, v, why, wl);                        \
+    }
+FILE_SETTERS(certificate)
+FILE_SETTERS(client_key)
+FILE_SETTERS(client_certificate)
+
+/* Only OTLP/HTTP with protobuf bodies is built in; saying so at start beats silently sending
+ * HTTP to a gRPC port. */
+static int set_protocol(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    (void)cfg;
+    if (word_is(v, "http/protobuf")) return 0;
+    if (word_is(v, "grpc"))
+        snprintf(why, wl, "; gRPC is not supported: use the OTLP/HTTP port, usually 4318");
+    else if (word_is(v, "http/json"))
+        snprintf(why, wl, "; JSON bodies are not supported");
+    return -1;
+}
+
+static int set_export_queue_max(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    (void)why; (void)wl;
+    int64_t b;
+    if (op_parse_size(v, &b) != 0 || b < EXPORT_QUEUE_MIN || b > EXPORT_QUEUE_MAX) return -1;
+    cfg->export_queue_max = b;
+    return 0;
+}
+
+static int set_retry_initial(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    (void)why; (void)wl;
+    return set_duration(&cfg->retry_initial_ns, v, RETRY_INTERVAL_MIN, RETRY_INTERVAL_MAX);
+}
+
+static int set_retry_max_interval(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    (void)why; (void)wl;
+    return set_duration(&cfg->retry_max_interval_ns, v, RETRY_INTERVAL_MIN, RETRY_INTERVAL_MAX);
+}
+
+static int set_retry_max_elapsed(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    (void)why; (void)wl;
+    return set_duration(&cfg->retry_max_elapsed_ns, v, 0, RETRY_ELAPSED_MAX);
+}
+
 typedef struct option {
     const char *key;
     const char *env; /* environment variable, or NULL */
     setter_fn set;
     const char *expect; /* completes "is invalid: expected ..." */
 } option;
+
+/* Header values hold credentials: their error text never shows the value. */
+static int is_secret(const option *opt) {
+    return opt->set == set_headers || opt->set == set_profiles_headers;
+}
 
 /* Order matters for from_env: the first invalid variable is the one reported. */
 static const option options[] = {
@@ -430,12 +721,48 @@ static const option options[] = {
      "a size like 64MiB, 512KB or 1GB (KB = KiB = 1024) between 1MiB and 16GiB"},
     {"wall_threads_per_tick", "OTELPROF_WALL_THREADS_PER_TICK", set_wall_threads_per_tick,
      "an integer between 1 and 4096"},
+    /* The signal-specific variable follows the general one so that it wins. */
+    {"otlp_protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", set_protocol, "http/protobuf"},
+    {"otlp_profiles_protocol", "OTEL_EXPORTER_OTLP_PROFILES_PROTOCOL", set_protocol, "http/protobuf"},
+    {"otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", set_endpoint,
+     "an http:// or https:// URL like http://localhost:4318"},
+    {"otlp_profiles_endpoint", "OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT", set_profiles_endpoint,
+     "an http:// or https:// URL like http://localhost:4318/v1development/profiles"},
+    {"otlp_headers", "OTEL_EXPORTER_OTLP_HEADERS", set_headers, HEADERS_EXPECT},
+    {"otlp_profiles_headers", "OTEL_EXPORTER_OTLP_PROFILES_HEADERS", set_profiles_headers,
+     HEADERS_EXPECT},
+    {"otlp_compression", "OTEL_EXPORTER_OTLP_COMPRESSION", set_compression, "gzip or none"},
+    {"otlp_profiles_compression", "OTEL_EXPORTER_OTLP_PROFILES_COMPRESSION",
+     set_profiles_compression, "gzip or none"},
+    {"otlp_timeout", "OTEL_EXPORTER_OTLP_TIMEOUT", set_timeout, TIMEOUT_EXPECT},
+    {"otlp_profiles_timeout", "OTEL_EXPORTER_OTLP_PROFILES_TIMEOUT", set_profiles_timeout,
+     TIMEOUT_EXPECT},
+    {"otlp_certificate", "OTEL_EXPORTER_OTLP_CERTIFICATE", set_certificate, FILE_EXPECT},
+    {"otlp_profiles_certificate", "OTEL_EXPORTER_OTLP_PROFILES_CERTIFICATE",
+     set_profiles_certificate, FILE_EXPECT},
+    {"otlp_client_key", "OTEL_EXPORTER_OTLP_CLIENT_KEY", set_client_key, FILE_EXPECT},
+    {"otlp_profiles_client_key", "OTEL_EXPORTER_OTLP_PROFILES_CLIENT_KEY", set_profiles_client_key,
+     FILE_EXPECT},
+    {"otlp_client_certificate", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", set_client_certificate,
+     FILE_EXPECT},
+    {"otlp_profiles_client_certificate", "OTEL_EXPORTER_OTLP_PROFILES_CLIENT_CERTIFICATE",
+     set_profiles_client_certificate, FILE_EXPECT},
+    {"export_queue_max", "OTELPROF_EXPORT_QUEUE_MAX", set_export_queue_max,
+     "a size like 8MiB or 512KB between 4KiB and 1GiB"},
+    {"export_retry_initial", "OTELPROF_EXPORT_RETRY_INITIAL", set_retry_initial,
+     "a duration like 1s or 500ms between 1ms and 10m"},
+    {"export_retry_max_interval", "OTELPROF_EXPORT_RETRY_MAX_INTERVAL", set_retry_max_interval,
+     "a duration like 30s or 5s between 1ms and 10m"},
+    {"export_retry_max_elapsed", "OTELPROF_EXPORT_RETRY_MAX_ELAPSED", set_retry_max_elapsed,
+     "a duration like 60s or 5m between 0 (never retry) and 60m"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
 #define VALID_KEYS "mode, interval, export_interval, output_dir, formats, max_depth, native_frames, " \
     "log_level, service_name, resource_attributes, disabled, max_threads, max_memory, " \
-    "wall_threads_per_tick"
+    "wall_threads_per_tick, otlp_[profiles_]{endpoint, headers, compression, timeout, protocol, " \
+    "certificate, client_key, client_certificate}, export_queue_max, export_retry_initial, " \
+    "export_retry_max_interval, export_retry_max_elapsed"
 
 static const option *find_option(const char *key) {
     for (size_t i = 0; i < NOPTIONS; i++)
@@ -453,6 +780,11 @@ static otelprof_error apply(otelprof_config *cfg, const option *opt, const char 
         set_err(err, errlen, "%s: out of memory", name);
         return OTELPROF_ENOMEM;
     }
+    if (is_secret(opt)) {
+        set_err(err, errlen, "%s is invalid (value not shown: it may hold credentials): expected %s%s",
+                name, opt->expect, why);
+        return OTELPROF_EINVAL;
+    }
     char q[256];
     quote_value(q, sizeof q, value);
     set_err(err, errlen, "%s=\"%s\" is invalid: expected %s%s", name, q, opt->expect, why);
@@ -460,6 +792,47 @@ static otelprof_error apply(otelprof_config *cfg, const option *opt, const char 
 }
 
 /* ---- public ----------------------------------------------------------------------------------- */
+
+static void otlp_free(op_otlp_opts *o) {
+    free(o->endpoint);
+    kv_free(o->headers, o->nheaders);
+    free(o->certificate);
+    free(o->client_key);
+    free(o->client_certificate);
+    memset(o, 0, sizeof *o);
+}
+
+static int kv_copy(op_kv **dst, size_t *ndst, const op_kv *src, size_t n) {
+    *dst = NULL;
+    *ndst = 0;
+    if (!n) return 0;
+    if (!(*dst = calloc(n, sizeof **dst))) return -1;
+    for (size_t i = 0; i < n; i++) {
+        *ndst = i + 1; /* so a failure below frees what was copied */
+        (*dst)[i].key = strdup(src[i].key);
+        (*dst)[i].value = strdup(src[i].value);
+        if (!(*dst)[i].key || !(*dst)[i].value) return -1;
+    }
+    return 0;
+}
+
+static int dup_or_null(char **dst, const char *src) {
+    *dst = src ? strdup(src) : NULL;
+    return src && !*dst ? -1 : 0;
+}
+
+static int otlp_copy(op_otlp_opts *d, const op_otlp_opts *s) {
+    *d = *s;
+    d->endpoint = d->certificate = d->client_key = d->client_certificate = NULL;
+    d->headers = NULL;
+    d->nheaders = 0;
+    if (dup_or_null(&d->endpoint, s->endpoint) < 0 || dup_or_null(&d->certificate, s->certificate) < 0 ||
+        dup_or_null(&d->client_key, s->client_key) < 0 ||
+        dup_or_null(&d->client_certificate, s->client_certificate) < 0 ||
+        kv_copy(&d->headers, &d->nheaders, s->headers, s->nheaders) < 0)
+        return -1;
+    return 0;
+}
 
 otelprof_config *otelprof_config_new(void) {
     otelprof_config *c = calloc(1, sizeof *c);
@@ -477,6 +850,9 @@ otelprof_config *otelprof_config_new(void) {
     c->max_threads = 4096;
     c->max_memory = 64ll << 20;
     c->wall_threads_per_tick = 64;
+    c->retry_initial_ns = 1 * NS_PER_S;
+    c->retry_max_interval_ns = 30 * NS_PER_S;
+    c->retry_max_elapsed_ns = 60 * NS_PER_S;
     return c;
 }
 
@@ -485,6 +861,7 @@ void otelprof_config_free(otelprof_config *cfg) {
     free(cfg->output_dir);
     free(cfg->service_name);
     kv_free(cfg->resource_attrs, cfg->nresource_attrs);
+    for (int i = 0; i < 2; i++) otlp_free(&cfg->otlp[i]);
     free(cfg);
 }
 
@@ -497,6 +874,9 @@ otelprof_config *op_config_clone(const otelprof_config *cfg) {
     c->service_name = NULL;
     c->resource_attrs = NULL;
     c->nresource_attrs = 0;
+    memset(c->otlp, 0, sizeof c->otlp);
+    for (int i = 0; i < 2; i++)
+        if (otlp_copy(&c->otlp[i], &cfg->otlp[i]) < 0) goto fail;
     if (cfg->output_dir && !(c->output_dir = strdup(cfg->output_dir))) goto fail;
     if (cfg->service_name && !(c->service_name = strdup(cfg->service_name))) goto fail;
     if (cfg->nresource_attrs) {

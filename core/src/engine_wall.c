@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,24 +18,58 @@ static pthread_t wall_thread;
 static int wall_running;
 static int64_t interval_ns;
 static uint32_t per_tick;
-static uint64_t tick;
+static uint64_t tick;    /* atomic: read by handlers */
 static uint32_t cursor;
+
+/* Per registered-thread slot, shared with the handler: the tick its last sample accounted up to,
+ * and how many signals were sent vs handled. SIGPROF does not queue, so a signal sent while one
+ * is still pending would vanish with its weight; instead the timer thread skips a thread whose
+ * previous signal is unhandled and the handler charges every tick since its last sample. */
+typedef struct wall_slot {
+    uint64_t seen_tick;
+    uint32_t sent, handled;
+} wall_slot;
+static wall_slot *slots;      /* mmap'ed once, never unmapped: a late handler may still read it */
+static uint32_t nslots;
+
+static int ensure_slots(uint32_t n) {
+    if (slots && nslots >= n) return 0;
+    void *m = mmap(NULL, (size_t)n * sizeof(wall_slot), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return -1;
+    slots = m; /* a smaller old array, if any, is left mapped for handlers still reading it */
+    nslots = n;
+    return 0;
+}
+
+int op_engine_wall_weight(uint32_t slot, int64_t *weight) {
+    if (!slots || slot >= nslots) return -1;
+    wall_slot *w = &slots[slot];
+    uint64_t now = __atomic_load_n(&tick, __ATOMIC_ACQUIRE);
+    uint64_t seen = __atomic_load_n(&w->seen_tick, __ATOMIC_RELAXED);
+    uint64_t ticks = now > seen ? now - seen : 1;
+    __atomic_store_n(&w->seen_tick, now, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->handled, __atomic_load_n(&w->sent, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
+    *weight = (int64_t)(ticks * (uint64_t)interval_ns);
+    return 0;
+}
 
 static void signal_one(op_thread *t, void *arg) {
     (void)arg;
-    uint64_t ticks = t->last_tick ? tick - t->last_tick : 1;
-    t->last_tick = tick;
-    uint64_t weight = ticks * (uint64_t)interval_ns;
-    if (weight > 0x00ffffffffffffffull) weight = 0x00ffffffffffffffull;
+    wall_slot *w = &slots[t->slot];
+    if (__atomic_load_n(&w->sent, __ATOMIC_ACQUIRE) != __atomic_load_n(&w->handled, __ATOMIC_ACQUIRE))
+        return; /* previous signal still pending: its handler will charge these ticks too */
+    __atomic_fetch_add(&w->sent, 1, __ATOMIC_RELEASE);
     siginfo_t si;
     memset(&si, 0, sizeof si);
     si.si_signo = OP_SIGNAL;
     si.si_code = SI_QUEUE;
     si.si_pid = getpid();
     si.si_uid = getuid();
-    si.si_value.sival_ptr = (void *)(uintptr_t)(OP_WALL_SIGVAL_TAG | weight);
-    /* rt_tgsigqueueinfo, not tgkill: only it can carry the weight to the handler. */
-    syscall(SYS_rt_tgsigqueueinfo, getpid(), t->tid, OP_SIGNAL, &si);
+    si.si_value.sival_ptr = (void *)(uintptr_t)(OP_WALL_SIGVAL_TAG | t->slot);
+    /* rt_tgsigqueueinfo, not tgkill: only it can carry the slot (and our tag) to the handler. */
+    if (syscall(SYS_rt_tgsigqueueinfo, getpid(), t->tid, OP_SIGNAL, &si) < 0)
+        __atomic_fetch_sub(&w->sent, 1, __ATOMIC_RELEASE);
 }
 
 static void *wall_main(void *arg) {
@@ -46,7 +81,7 @@ static void *wall_main(void *arg) {
         next.tv_sec += interval_ns / 1000000000 + next.tv_nsec / 1000000000;
         next.tv_nsec %= 1000000000;
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR) {}
-        tick++;
+        __atomic_fetch_add(&tick, 1, __ATOMIC_RELEASE);
         op_threads_visit(&cursor, per_tick, signal_one, NULL);
     }
     return NULL;
@@ -55,7 +90,8 @@ static void *wall_main(void *arg) {
 static int wall_start(const otelprof_config *cfg) {
     interval_ns = cfg->interval_ns;
     per_tick = (uint32_t)cfg->wall_threads_per_tick;
-    tick = 1;
+    if (ensure_slots((uint32_t)cfg->max_threads) < 0) return -1;
+    __atomic_store_n(&tick, 1, __ATOMIC_RELEASE);
     cursor = 0;
     __atomic_store_n(&wall_running, 1, __ATOMIC_RELEASE);
     /* The timer thread must never take the profiling signal itself. */
@@ -81,7 +117,9 @@ static void wall_stop(void) {
 }
 
 static int wall_thread_start(op_thread *t) {
-    t->last_tick = 0;
+    wall_slot *w = &slots[t->slot];
+    __atomic_store_n(&w->seen_tick, __atomic_load_n(&tick, __ATOMIC_ACQUIRE), __ATOMIC_RELAXED);
+    __atomic_store_n(&w->handled, __atomic_load_n(&w->sent, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
     return 0;
 }
 

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "op_aggregate.h"
+#include "op_encode.h"
+#include "op_export_http.h"
 #include "op_log.h"
 #include "op_output.h"
 #include "op_profiler.h"
@@ -34,11 +36,14 @@ static struct {
     int finished;            /* the thread has written its last profile */
     op_agg agg;
     op_resolver resolver;
-    op_output *output;
+    op_output *output;       /* NULL when only the network is wanted */
+    int exporting;           /* an OTLP endpoint is configured and its sender runs */
     op_kv *resource;
     size_t nresource;
     const otelprof_config *cfg;
 } ex = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static op_output *kept_output; /* the stopped run's outputs, reused by the next start */
 
 static uint64_t realtime_ns(void) {
     struct timespec ts;
@@ -51,8 +56,14 @@ static void drain_one(const op_slot *s, void *arg) {
 }
 
 static void update_memory_stat(void) {
-    uint64_t bytes = op_g.ring.mem_len + op_agg_bytes(&ex.agg);
+    uint64_t bytes = op_g.ring.mem_len + op_agg_bytes(&ex.agg) + op_export_http_queued_bytes();
     __atomic_store_n(&op_stats_g.memory_bytes, bytes, __ATOMIC_RELAXED);
+}
+
+static uint64_t export_sum(const uint64_t *v, int n) {
+    uint64_t t = 0;
+    for (int i = 0; i < n; i++) t += v[i];
+    return t;
 }
 
 /* Closes the interval: build, write, reset. */
@@ -74,10 +85,19 @@ static void close_profile(int final) {
             memcpy(p.profile_id + 8, &b, 8);
         }
         p.profile_id[0] |= 1; /* never all zero */
-        op_output_write(ex.output, &p, final);
+        if (ex.output) op_output_write(ex.output, &p, final);
+        if (ex.exporting && p.nsamples) {
+            /* Encoded here, compressed and sent on the sender thread: the network never
+             * delays draining the ring. */
+            uint8_t *body = NULL;
+            size_t len = 0;
+            if (op_encode_otlp(&p, &body, &len) == 0) op_export_http_submit(body, len);
+            else OP_STAT_INC(export_dropped[OTELPROF_EXPORT_DROP_ENCODE]);
+        }
         op_log_debug("profile closed: %zu samples, %zu frames, %zu mappings; arena %zu bytes",
                      p.nsamples, p.nsyms, p.nmappings, arena.bytes);
     } else {
+        op_stat_drop_n(OTELPROF_DROP_AGG_FULL, ex.agg.samples);
         op_log_warn("profile dropped: out of memory while building it");
     }
     op_arena_free(&arena);
@@ -92,7 +112,9 @@ static void close_profile(int final) {
             if (i != OTELPROF_DROP_TRUNCATED) dropped += st.samples_dropped[i];
         op_log_debug("stats: taken=%llu signals=%llu dropped=%llu ring_full=%llu handler_ns_total=%llu "
                      "handler_ns_p50=%llu handler_ns_p99=%llu handler_ns_max=%llu "
-                     "profiles=%llu bytes=%llu memory=%llu",
+                     "profiles=%llu bytes=%llu memory=%llu export_attempts=%llu export_ok=%llu "
+                     "export_failed=%llu export_retries=%llu export_sent=%llu export_raw=%llu "
+                     "export_queue=%llu export_queue_bytes=%llu export_dropped=%llu",
                      (unsigned long long)st.samples_taken, (unsigned long long)st.signals,
                      (unsigned long long)dropped,
                      (unsigned long long)st.samples_dropped[OTELPROF_DROP_RING_FULL],
@@ -100,7 +122,13 @@ static void close_profile(int final) {
                      (unsigned long long)op_stats_handler_quantile(&st, 0.5),
                      (unsigned long long)op_stats_handler_quantile(&st, 0.99),
                      (unsigned long long)st.handler_ns_max, (unsigned long long)st.profiles_written,
-                     (unsigned long long)st.bytes_written, (unsigned long long)st.memory_bytes);
+                     (unsigned long long)st.bytes_written, (unsigned long long)st.memory_bytes,
+                     (unsigned long long)st.export_attempts, (unsigned long long)st.export_successes,
+                     (unsigned long long)export_sum(st.export_failures, OTELPROF_EXPORT_FAIL__COUNT),
+                     (unsigned long long)st.export_retries, (unsigned long long)st.export_bytes_sent,
+                     (unsigned long long)st.export_bytes_raw, (unsigned long long)st.export_queue_depth,
+                     (unsigned long long)st.export_queue_bytes,
+                     (unsigned long long)export_sum(st.export_dropped, OTELPROF_EXPORT_DROP__COUNT));
     }
 }
 
@@ -156,18 +184,24 @@ static void *exporter_main(void *arg) {
 static void free_state(void) {
     op_agg_free(&ex.agg);
     op_resolver_free(&ex.resolver);
-    op_output_free(ex.output);
+    if (ex.output) {
+        op_output_free(kept_output);
+        kept_output = ex.output;
+    }
     ex.output = NULL;
     op_resource_free(ex.resource, ex.nresource);
     ex.resource = NULL;
     ex.nresource = 0;
 }
 
-static const char *ex_runtime;
+static char *ex_runtime; /* copied: the adapter's string need not outlive start() */
 
 static int init_state(const otelprof_config *cfg, const char *runtime) {
     ex.cfg = cfg;
-    ex_runtime = runtime;
+    if (runtime != ex_runtime) {
+        free(ex_runtime);
+        ex_runtime = runtime ? strdup(runtime) : NULL;
+    }
     ex.stop = 0;
     ex.finished = 0;
     ex.flush_req = ex.flush_done = 0;
@@ -176,7 +210,17 @@ static int init_state(const otelprof_config *cfg, const char *runtime) {
     op_agg_init(&ex.agg, cfg->mode, (size_t)(cfg->max_memory / 2));
     op_agg_reset(&ex.agg, realtime_ns());
     if (op_resolver_init(&ex.resolver) < 0) return -1;
-    ex.output = op_output_new(cfg, service);
+    /* With an endpoint, local files are written only when a directory was asked for. */
+    if (op_export_http_configured(cfg) && !cfg->output_dir_set) return 0;
+    /* A restart in the same process continues the previous run's files (sequence numbers, folded
+     * and HTML totals) instead of overwriting them. */
+    if (kept_output && op_output_matches(kept_output, cfg, service)) {
+        ex.output = kept_output;
+    } else {
+        op_output_free(kept_output);
+        ex.output = op_output_new(cfg, service);
+    }
+    kept_output = NULL;
     return ex.output ? 0 : -1;
 }
 
@@ -193,7 +237,19 @@ static int spawn(void) {
 }
 
 int op_exporter_start(const otelprof_config *cfg, const char *runtime) {
-    if (init_state(cfg, runtime) < 0 || spawn() < 0) {
+    if (init_state(cfg, runtime) < 0) {
+        free_state();
+        return -1;
+    }
+    int http = op_export_http_start(cfg);
+    if (http < 0) {
+        free_state();
+        return -1;
+    }
+    ex.exporting = http > 0;
+    if (spawn() < 0) {
+        if (ex.exporting) op_export_http_stop();
+        ex.exporting = 0;
         free_state();
         return -1;
     }
@@ -229,6 +285,9 @@ void op_exporter_stop(void) {
     pthread_mutex_unlock(&ex.lock);
     pthread_join(ex.thread, NULL);
     ex.started = 0;
+    /* After the join, so the final profile is already queued; bounded by the export timeout. */
+    if (ex.exporting) op_export_http_stop();
+    ex.exporting = 0;
     free_state();
 }
 
@@ -254,6 +313,17 @@ int op_exporter_flush(int timeout_ms) {
     return rc;
 }
 
+void op_exporter_reset_after_fork(void) {
+    pthread_mutex_t fresh_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
+    memcpy(&ex.lock, &fresh_lock, sizeof fresh_lock);
+    memcpy(&ex.cond, &fresh_cond, sizeof fresh_cond);
+    op_resolve_after_fork();
+    ex.started = 0;
+    /* The parent's outputs hold its sequence and totals: the child starts its own. */
+    kept_output = NULL;
+}
+
 void op_exporter_after_fork(void) {
     /* The parent's exporter may have been mid-update: its tables are abandoned (a bounded,
      * one-time leak per fork) rather than freed in an unknown state. */
@@ -268,6 +338,7 @@ void op_exporter_after_fork(void) {
     ex.output = NULL;
     ex.resource = NULL;
     ex.nresource = 0;
+    op_export_http_after_fork();
     if (init_state(ex.cfg, ex_runtime) < 0 || spawn() < 0)
         op_log_error("profiling stopped in fork child %d: cannot restart the exporter", (int)getpid());
 }

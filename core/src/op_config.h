@@ -21,6 +21,24 @@ typedef struct op_kv {
     char *value;
 } op_kv;
 
+enum { OP_COMPRESS_UNSET = 0, OP_COMPRESS_NONE = 1, OP_COMPRESS_GZIP = 2 };
+
+/* Where an OTLP exporter option came from: the OTEL_EXPORTER_OTLP_* variable that applies to every
+ * signal, or the OTEL_EXPORTER_OTLP_PROFILES_* one, which wins when both are set. */
+enum { OP_OTLP_ALL = 0, OP_OTLP_PROFILES = 1 };
+
+typedef struct op_otlp_opts {
+    char *endpoint;             /* ALL: base URL (the signal path is appended); PROFILES: used as is */
+    op_kv *headers;             /* percent-decoded; values are credentials: never logged */
+    size_t nheaders;
+    int headers_set;            /* 1 when given, even as an empty list */
+    int compression;            /* OP_COMPRESS_* */
+    int64_t timeout_ns;         /* 0 = unset */
+    char *certificate;          /* CA bundle (PEM) that verifies the server, or NULL */
+    char *client_key;           /* mTLS key (PEM), or NULL */
+    char *client_certificate;   /* mTLS certificate (PEM), or NULL */
+} op_otlp_opts;
+
 struct otelprof_config {
     int mode;                     /* OP_MODE_*; default cpu */
     int64_t interval_ns;          /* default 10 ms; accepted 100 us .. 10 s */
@@ -39,6 +57,11 @@ struct otelprof_config {
     int max_threads;              /* default 4096; accepted 1 .. 65536 */
     int64_t max_memory;           /* bytes for all core tables; default 64 MiB; "16MB", "1GiB" */
     int wall_threads_per_tick;    /* wall mode: threads signalled per tick; default 64 */
+    op_otlp_opts otlp[2];         /* [OP_OTLP_ALL], [OP_OTLP_PROFILES]; see op_export_http.h */
+    int64_t export_queue_max;     /* bytes of requests waiting for the network; 0 = max_memory/8 */
+    int64_t retry_initial_ns;     /* first backoff; default 1 s */
+    int64_t retry_max_interval_ns;/* longest backoff; default 30 s */
+    int64_t retry_max_elapsed_ns; /* retry budget per request; default 60 s; 0 = never retry */
 };
 
 /* Deep copy (NULL on ENOMEM). */
@@ -49,5 +72,14 @@ otelprof_config *op_config_clone(const otelprof_config *cfg);
 int op_parse_duration(const char *s, int64_t *ns);
 /* Parses a size: "64MB", "64MiB", "512KB", "1GB", bare bytes. Returns 0 or -1. */
 int op_parse_size(const char *s, int64_t *bytes);
+
+/* Parses OTEL_EXPORTER_OTLP_HEADERS: "k=v,k2=v2", whitespace trimmed, keys and values
+ * percent-decoded; keys must be HTTP header names and values may not hold control characters.
+ * Returns 0 (*out malloc'd, free with op_kv_free), -1 invalid (why names the entry by position,
+ * never by value, since values are credentials), -2 ENOMEM. */
+int op_parse_headers(const char *v, op_kv **out, size_t *n, char *why, size_t whylen);
+/* Checks that s is an http:// or https:// URL with a host. Returns 0, or -1 with why set. */
+int op_check_endpoint(const char *s, char *why, size_t whylen);
+void op_kv_free(op_kv *kv, size_t n);
 
 #endif

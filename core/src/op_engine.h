@@ -18,6 +18,12 @@ extern const op_engine op_engine_cpu;    /* per-thread CLOCK_THREAD_CPUTIME_ID t
 extern const op_engine op_engine_wall;   /* one thread signalling registered threads in turn */
 extern const op_engine op_engine_itimer; /* process-wide ITIMER_PROF: the cpu fallback */
 
+/* Signal context. cpu engine: whether kernel timer id is one of ours. AS-safe. */
+int op_engine_cpu_owns_timer(int id);
+/* Signal context. wall engine: the weight (ns) of a sample for slot, charging every tick since
+ * the slot's previous sample. 0, or -1 for an unknown slot. AS-safe. */
+int op_engine_wall_weight(uint32_t slot, int64_t *weight);
+
 /* Picks the engine for cfg->mode, falling back from per-thread timers to ITIMER_PROF when the
  * kernel refuses them. Never NULL. */
 const op_engine *op_engine_select(const otelprof_config *cfg);

@@ -11,6 +11,8 @@ typedef struct op_output op_output;
  * writes its own files). */
 op_output *op_output_new(const otelprof_config *cfg, const char *service_name);
 void op_output_free(op_output *o);
+/* Whether o writes where and what cfg and service_name ask for (so a restart may reuse it). */
+int op_output_matches(const op_output *o, const otelprof_config *cfg, const char *service_name);
 /* Writes the interval files (OTLP, pprof) of p and folds p into the whole-run files (folded,
  * HTML), rewriting them. Empty profiles write no interval files. Returns 0, or -1 if any write
  * failed (counted as write_failed; logged once per cause). */

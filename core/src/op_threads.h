@@ -8,20 +8,23 @@
 
 typedef struct op_thread {
     pid_t tid;
+    uint32_t slot;       /* stable index in [0, max_threads) while registered (wall engine state) */
     int has_timer;
     timer_t timer;       /* cpu engine: this thread's CPU-time timer */
-    uint64_t last_tick;  /* wall engine: tick at which it was last signalled */
 } op_thread;
 
-/* Allocates the table. Returns 0 or -1. Not AS-safe. */
+enum { OP_THREADS_OK = 0, OP_THREADS_FAILED = -1, OP_THREADS_FULL = -2, OP_THREADS_CLOSED = -3 };
+
+/* Allocates the table and opens it for registrations. Returns 0 or -1. Not AS-safe. */
 int op_threads_init(int max_threads);
 void op_threads_destroy(void);
-/* Adds tid and starts the engine's per-thread source. Thread-safe. */
+/* Adds tid and starts the engine's per-thread source; a tid already present (possibly reused
+ * by a new thread) is re-armed. Returns OP_THREADS_*. Thread-safe. */
 int op_threads_add(pid_t tid);
+/* Refuses further registrations and removes every thread (stop). Thread-safe. */
+void op_threads_close(void);
 /* Stops tid's source and removes it. Thread-safe. */
 void op_threads_remove(pid_t tid);
-/* Removes all (engine stop). Thread-safe. */
-void op_threads_remove_all(void);
 /* Calls fn on each registered thread under the registry lock, resuming at *cursor and visiting at
  * most max threads (round-robin for the wall engine). fn must not call back into the registry. */
 void op_threads_visit(uint32_t *cursor, uint32_t max, void (*fn)(op_thread *t, void *arg), void *arg);

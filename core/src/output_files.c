@@ -49,6 +49,15 @@ op_output *op_output_new(const otelprof_config *cfg, const char *service_name) {
     return o;
 }
 
+int op_output_matches(const op_output *o, const otelprof_config *cfg, const char *service_name) {
+    const char *dir = cfg->output_dir ? cfg->output_dir : "./otelprof-out";
+    char *svc = sanitise(service_name);
+    int same = svc && strcmp(o->dir, dir) == 0 && strcmp(o->service, svc) == 0 &&
+               o->formats == cfg->formats && o->pid == getpid();
+    free(svc);
+    return same;
+}
+
 void op_output_free(op_output *o) {
     if (!o) return;
     free(o->dir);
@@ -98,7 +107,6 @@ static int write_atomic(const char *path, const uint8_t *data, size_t len) {
 }
 
 static void failed(op_output *o, const char *what, const char *path) {
-    op_stat_drop(OTELPROF_DROP_WRITE_FAILED);
     if (!o->warned_dir) {
         op_log_error("cannot write %s file %s: %s (set OTELPROF_OUTPUT_DIR to a writable directory)",
                      what, path, strerror(errno));
@@ -117,6 +125,9 @@ int op_output_write(op_output *o, const op_profile *p, int final) {
     }
     if (ensure_dir(o->dir) < 0) {
         failed(o, "output", o->dir);
+        uint64_t n = 0;
+        for (size_t i = 0; i < p->nsamples; i++) n += (uint64_t)p->samples[i].count;
+        op_stat_drop_n(OTELPROF_DROP_WRITE_FAILED, n);
         return -1;
     }
     if (p->nsamples) {
@@ -175,5 +186,11 @@ int op_output_write(op_output *o, const op_profile *p, int final) {
         }
     }
     if (wrote && p->nsamples) OP_STAT_INC(profiles_written);
+    if (rc < 0) {
+        /* Counted once per profile, in samples, whichever outputs failed. */
+        uint64_t n = 0;
+        for (size_t i = 0; i < p->nsamples; i++) n += (uint64_t)p->samples[i].count;
+        op_stat_drop_n(OTELPROF_DROP_WRITE_FAILED, n);
+    }
     return rc;
 }

@@ -30,7 +30,7 @@ int otelprof_is_running(void) {
 
 /* The ring takes at most a quarter of the memory budget and 16Ki slots. */
 static uint32_t ring_slots(const otelprof_config *cfg, uint32_t max_depth) {
-    size_t slot = sizeof(op_slot) + (size_t)max_depth * sizeof(otelprof_frame);
+    size_t slot = sizeof(op_slot) + (size_t)(max_depth + 1) * sizeof(otelprof_frame);
     size_t n = (size_t)(cfg->max_memory / 4) / slot;
     if (n > 16384) n = 16384;
     if (n < 16) n = 16;
@@ -70,6 +70,10 @@ static void fork_parent(void) {
 static void fork_child(void) {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&op_g.lock, &fresh, sizeof fresh);
+    /* Every lock another thread may have held is re-initialised, profiling or not, so that a later
+     * otelprof_start in the child cannot deadlock. */
+    op_threads_forget_all();
+    op_exporter_reset_after_fork();
     /* Published contexts belong to the parent: republish with the child's pid, profiling or not. */
     op_process_ctx_after_fork();
     __atomic_store_n(&op_g.paused, 0, __ATOMIC_SEQ_CST);
@@ -82,7 +86,6 @@ static void fork_child(void) {
         return;
     }
     op_ring_reset(&op_g.ring);
-    op_threads_forget_all();
     if (op_g.engine == &op_engine_wall) op_engine_wall_after_fork();
     if (op_g.engine->start(op_g.cfg) < 0)
         op_log_error("fork child %d: cannot restart the %s engine: %s", (int)getpid(), op_g.engine->name,
@@ -141,7 +144,7 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
     op_g.max_depth = (uint32_t)cfg->max_depth;
     op_g.cfg = cfg;
 
-    if (op_ring_init(&op_g.ring, ring_slots(cfg, op_g.max_depth), op_g.max_depth) < 0 ||
+    if (op_ring_init(&op_g.ring, ring_slots(cfg, op_g.max_depth), op_g.max_depth + 1) < 0 ||
         op_threads_init(cfg->max_threads) < 0) {
         op_log_error("cannot allocate the capture buffers; profiling is off");
         cleanup_failed_start(cfg);
@@ -205,10 +208,17 @@ otelprof_error otelprof_stop(void) {
         return OTELPROF_ESTOPPED;
     }
     __atomic_store_n(&op_g.running, 0, __ATOMIC_SEQ_CST);
-    op_threads_remove_all();
+    op_threads_close();
     op_g.engine->stop();
-    /* Handlers already past the running check finish their slot before the final drain. */
-    for (int i = 0; i < 1000 && __atomic_load_n(&op_g.inflight, __ATOMIC_SEQ_CST); i++) {
+    /* Handlers already past the running check finish their slot before the final drain. A
+     * handler can be slow (descheduled, throttled, a long walk), so wait generously; if one is
+     * still inside after that, its ring and config are left allocated rather than freed under it. */
+    int quiet = 0;
+    for (int i = 0; i < 20000; i++) {
+        if (!__atomic_load_n(&op_g.inflight, __ATOMIC_SEQ_CST)) {
+            quiet = 1;
+            break;
+        }
         struct timespec ts = {0, 100000};
         nanosleep(&ts, NULL);
     }
@@ -216,9 +226,15 @@ otelprof_error otelprof_stop(void) {
     op_capture_uninstall();
     op_process_ctx_unpublish();
     op_mem_release(op_g.ring.mem_len);
-    op_ring_destroy(&op_g.ring);
+    if (quiet) {
+        op_ring_destroy(&op_g.ring);
+        otelprof_config_free(op_g.cfg);
+    } else {
+        op_log_warn("a signal handler was still running after 2 s; its buffers are left allocated");
+        memset(&op_g.ring, 0, sizeof op_g.ring);
+    }
     op_threads_destroy();
-    otelprof_config_free(op_g.cfg);
+    __atomic_store_n(&op_stats_g.memory_bytes, 0, __ATOMIC_RELAXED);
     op_g.cfg = NULL;
     op_g.engine = NULL;
     op_g.has_adapter = 0;
@@ -235,8 +251,12 @@ otelprof_error otelprof_thread_register(pid_t tid) {
     if (tid <= 0) return OTELPROF_EINVAL;
     if (!otelprof_is_running()) return OTELPROF_ESTOPPED;
     if (tid == otelprof_gettid()) op_ctx_touch();
-    if (op_threads_add(tid) == 0) return OTELPROF_OK;
-    return op_threads_count() >= (uint32_t)op_g.cfg->max_threads ? OTELPROF_EFULL : OTELPROF_ESYS;
+    switch (op_threads_add(tid)) {
+    case OP_THREADS_OK: return OTELPROF_OK;
+    case OP_THREADS_FULL: return OTELPROF_EFULL;
+    case OP_THREADS_CLOSED: return OTELPROF_ESTOPPED;
+    default: return OTELPROF_ESYS;
+    }
 }
 
 void otelprof_thread_unregister(pid_t tid) {

@@ -62,6 +62,16 @@ void otelprof_stats_get(otelprof_stats *out) {
     out->bytes_written = LOAD(bytes_written);
     out->memory_bytes = LOAD(memory_bytes);
     out->memory_cap_bytes = LOAD(memory_cap_bytes);
+    out->export_attempts = LOAD(export_attempts);
+    out->export_successes = LOAD(export_successes);
+    for (int i = 0; i < OTELPROF_EXPORT_FAIL__COUNT; i++) out->export_failures[i] = LOAD(export_failures[i]);
+    out->export_retries = LOAD(export_retries);
+    out->export_bytes_sent = LOAD(export_bytes_sent);
+    out->export_bytes_raw = LOAD(export_bytes_raw);
+    out->export_queue_depth = LOAD(export_queue_depth);
+    out->export_queue_bytes = LOAD(export_queue_bytes);
+    for (int i = 0; i < OTELPROF_EXPORT_DROP__COUNT; i++) out->export_dropped[i] = LOAD(export_dropped[i]);
+    out->export_rejected_profiles = LOAD(export_rejected_profiles);
 }
 
 /* Indexed by otelprof_drop_reason; the names are metric labels, so they never change. */
@@ -81,6 +91,33 @@ static const char *const drop_names[OTELPROF_DROP__COUNT] = {
 const char *otelprof_drop_reason_name(otelprof_drop_reason r) {
     if ((unsigned)r >= OTELPROF_DROP__COUNT || !drop_names[r]) return "unknown";
     return drop_names[r];
+}
+
+/* Metric labels too: never renamed. */
+static const char *const export_failure_names[OTELPROF_EXPORT_FAIL__COUNT] = {
+    [OTELPROF_EXPORT_FAIL_CONNECT] = "connect",
+    [OTELPROF_EXPORT_FAIL_TIMEOUT] = "timeout",
+    [OTELPROF_EXPORT_FAIL_TLS] = "tls",
+    [OTELPROF_EXPORT_FAIL_RETRYABLE] = "retryable",
+    [OTELPROF_EXPORT_FAIL_REJECTED] = "rejected",
+};
+
+static const char *const export_drop_names[OTELPROF_EXPORT_DROP__COUNT] = {
+    [OTELPROF_EXPORT_DROP_QUEUE_FULL] = "queue_full",
+    [OTELPROF_EXPORT_DROP_RETRIES] = "retries",
+    [OTELPROF_EXPORT_DROP_REJECTED] = "rejected",
+    [OTELPROF_EXPORT_DROP_SHUTDOWN] = "shutdown",
+    [OTELPROF_EXPORT_DROP_ENCODE] = "encode",
+};
+
+const char *otelprof_export_failure_name(otelprof_export_failure f) {
+    if ((unsigned)f >= OTELPROF_EXPORT_FAIL__COUNT) return "unknown";
+    return export_failure_names[f];
+}
+
+const char *otelprof_export_drop_name(otelprof_export_drop d) {
+    if ((unsigned)d >= OTELPROF_EXPORT_DROP__COUNT) return "unknown";
+    return export_drop_names[d];
 }
 
 const char *otelprof_strerror(otelprof_error err) {

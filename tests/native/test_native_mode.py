@@ -17,7 +17,7 @@ def go_bin():
 
 
 def test_cpu_split_shares_and_totals(build_dir, tmp_path):
-    r = run_profiled([bin_path("prog_split"), "3"], tmp_path, env={"OTELPROF_INTERVAL": "10ms"})
+    r = run_profiled([bin_path("prog_split"), "5"], tmp_path, env={"OTELPROF_INTERVAL": "10ms"})
     assert r.rc == 0, r.stderr
     assert "done" in r.stdout
     stacks = r.folded()
@@ -32,7 +32,7 @@ def test_cpu_split_shares_and_totals(build_dir, tmp_path):
 
 
 def test_multithreaded_split(build_dir, tmp_path):
-    r = run_profiled([bin_path("prog_multi"), "1.5", "4"], tmp_path)
+    r = run_profiled([bin_path("prog_multi"), "2", "4"], tmp_path)
     assert r.rc == 0, r.stderr
     stacks = r.folded()
     assert abs(share(stacks, HOT, (HOT, COLD)) - 0.70) <= 0.03

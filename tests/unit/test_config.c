@@ -34,6 +34,16 @@ static const char *const env_vars[] = {
     "OTELPROF_MODE", "OTELPROF_INTERVAL", "OTELPROF_EXPORT_INTERVAL", "OTELPROF_OUTPUT_DIR",
     "OTELPROF_FORMATS", "OTELPROF_MAX_DEPTH", "OTELPROF_NATIVE_FRAMES", "OTELPROF_LOG_LEVEL",
     "OTELPROF_MAX_THREADS", "OTELPROF_MAX_MEMORY", "OTELPROF_WALL_THREADS_PER_TICK",
+    "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_PROFILES_HEADERS", "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_PROFILES_COMPRESSION", "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_PROFILES_TIMEOUT", "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_PROFILES_PROTOCOL", "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_PROFILES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_PROFILES_CLIENT_KEY", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_PROFILES_CLIENT_CERTIFICATE", "OTELPROF_EXPORT_QUEUE_MAX",
+    "OTELPROF_EXPORT_RETRY_INITIAL", "OTELPROF_EXPORT_RETRY_MAX_INTERVAL",
+    "OTELPROF_EXPORT_RETRY_MAX_ELAPSED",
 };
 
 static void clear_env(void) {
@@ -550,8 +560,108 @@ static void test_log(void) {
     CHECK(strchr(cut, '\n') == cut + cutlen - 1);
 }
 
+/* OTLP exporter variables: endpoint forms, headers that never leak into messages, the protocol
+ * check, the signal-specific variables kept apart from the general ones. */
+static void test_otlp(void) {
+    otelprof_config *c = otelprof_config_new();
+    CHECK(c != NULL);
+    if (!c) return;
+    CHECK(c->otlp[OP_OTLP_ALL].endpoint == NULL && c->otlp[OP_OTLP_PROFILES].endpoint == NULL);
+    CHECK(c->otlp[OP_OTLP_ALL].compression == OP_COMPRESS_UNSET && c->otlp[OP_OTLP_ALL].timeout_ns == 0);
+    CHECK(c->export_queue_max == 0);
+    CHECK(c->retry_initial_ns == 1000000000ll && c->retry_max_interval_ns == 30000000000ll);
+    CHECK(c->retry_max_elapsed_ns == 60000000000ll);
+
+    CHECK(set(c, "otlp_endpoint", " http://127.0.0.1:4318 ") == OTELPROF_OK);
+    CHECK(strcmp(c->otlp[OP_OTLP_ALL].endpoint, "http://127.0.0.1:4318") == 0);
+    CHECK(set(c, "otlp_profiles_endpoint", "https://x.example/p") == OTELPROF_OK);
+    CHECK(strcmp(c->otlp[OP_OTLP_PROFILES].endpoint, "https://x.example/p") == 0);
+    CHECK(set(c, "otlp_endpoint", "localhost:4318") == OTELPROF_EINVAL);
+    CHECK(one_line_naming("otlp_endpoint", "localhost:4318") && strstr(err, "http://"));
+    CHECK(strcmp(c->otlp[OP_OTLP_ALL].endpoint, "http://127.0.0.1:4318") == 0); /* unchanged */
+
+    CHECK(set(c, "otlp_compression", "GZIP") == OTELPROF_OK && c->otlp[OP_OTLP_ALL].compression == OP_COMPRESS_GZIP);
+    CHECK(set(c, "otlp_profiles_compression", "none") == OTELPROF_OK &&
+          c->otlp[OP_OTLP_PROFILES].compression == OP_COMPRESS_NONE);
+    CHECK(set(c, "otlp_compression", "zstd") == OTELPROF_EINVAL && one_line_naming("otlp_compression", "zstd"));
+
+    CHECK(set(c, "otlp_timeout", "2500") == OTELPROF_OK && c->otlp[OP_OTLP_ALL].timeout_ns == 2500000000ll);
+    CHECK(set(c, "otlp_profiles_timeout", "3s") == OTELPROF_OK &&
+          c->otlp[OP_OTLP_PROFILES].timeout_ns == 3000000000ll);
+    CHECK(set(c, "otlp_timeout", "0") == OTELPROF_EINVAL);
+    CHECK(set(c, "otlp_timeout", "soon") == OTELPROF_EINVAL && one_line_naming("otlp_timeout", "soon"));
+
+    CHECK(set(c, "otlp_protocol", "http/protobuf") == OTELPROF_OK);
+    CHECK(set(c, "otlp_protocol", "grpc") == OTELPROF_EINVAL);
+    CHECK(one_line_naming("otlp_protocol", "grpc") && strstr(err, "gRPC is not supported"));
+    CHECK(set(c, "otlp_profiles_protocol", "http/json") == OTELPROF_EINVAL);
+
+    CHECK(set(c, "otlp_headers", "api-key=t0k%3Den,x=1") == OTELPROF_OK);
+    CHECK(c->otlp[OP_OTLP_ALL].nheaders == 2 && strcmp(c->otlp[OP_OTLP_ALL].headers[0].value, "t0k=en") == 0);
+    CHECK(c->otlp[OP_OTLP_ALL].headers_set == 1 && c->otlp[OP_OTLP_PROFILES].headers_set == 0);
+    /* A rejected headers value is named but never shown, not even in part. */
+    CHECK(set(c, "otlp_headers", "api-key=VERYSECRET,broken") == OTELPROF_EINVAL);
+    CHECK(strncmp(err, "otlp_headers is invalid (value not shown", 40) == 0);
+    CHECK(!strstr(err, "VERYSECRET") && !strstr(err, "broken") && strstr(err, "entry 2") && !strchr(err, '\n'));
+    CHECK(c->otlp[OP_OTLP_ALL].nheaders == 2); /* unchanged */
+    CHECK(set(c, "otlp_profiles_headers", "") == OTELPROF_OK);
+    CHECK(c->otlp[OP_OTLP_PROFILES].headers_set == 1 && c->otlp[OP_OTLP_PROFILES].nheaders == 0);
+
+    CHECK(set(c, "otlp_certificate", "/nonexistent/ca.pem") == OTELPROF_EINVAL);
+    CHECK(one_line_naming("otlp_certificate", "/nonexistent/ca.pem") && strstr(err, "No such file"));
+    CHECK(set(c, "otlp_certificate", "/proc/self/status") == OTELPROF_OK);
+    CHECK(strcmp(c->otlp[OP_OTLP_ALL].certificate, "/proc/self/status") == 0);
+    CHECK(set(c, "otlp_profiles_client_key", "/proc/self/status") == OTELPROF_OK);
+
+    CHECK(set(c, "export_queue_max", "2MiB") == OTELPROF_OK && c->export_queue_max == 2 << 20);
+    CHECK(set(c, "export_queue_max", "1KB") == OTELPROF_EINVAL);
+    CHECK(set(c, "export_queue_max", "4KiB") == OTELPROF_OK && c->export_queue_max == 4096);
+    CHECK(set(c, "export_retry_initial", "5ms") == OTELPROF_OK && c->retry_initial_ns == 5000000);
+    CHECK(set(c, "export_retry_max_interval", "0") == OTELPROF_EINVAL);
+    CHECK(set(c, "export_retry_max_elapsed", "0") == OTELPROF_OK && c->retry_max_elapsed_ns == 0);
+
+    /* Deep copy of every new string and list. */
+    otelprof_config *d = op_config_clone(c);
+    CHECK(d != NULL);
+    if (d) {
+        CHECK(d->otlp[OP_OTLP_ALL].endpoint != c->otlp[OP_OTLP_ALL].endpoint);
+        CHECK(strcmp(d->otlp[OP_OTLP_PROFILES].endpoint, "https://x.example/p") == 0);
+        CHECK(d->otlp[OP_OTLP_ALL].nheaders == 2 && d->otlp[OP_OTLP_ALL].headers != c->otlp[OP_OTLP_ALL].headers);
+        CHECK(strcmp(d->otlp[OP_OTLP_ALL].headers[1].key, "x") == 0);
+        CHECK(d->otlp[OP_OTLP_PROFILES].headers_set == 1);
+        CHECK(strcmp(d->otlp[OP_OTLP_PROFILES].client_key, "/proc/self/status") == 0);
+        otelprof_config_free(d);
+    }
+    otelprof_config_free(c);
+
+    /* The environment: names in errors are the variables themselves. */
+    clear_env();
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318", 1);
+    setenv("OTEL_EXPORTER_OTLP_PROFILES_TIMEOUT", "750", 1);
+    setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20abc", 1);
+    c = otelprof_config_new();
+    CHECK(otelprof_config_from_env(c, err, sizeof err) == OTELPROF_OK);
+    CHECK(strcmp(c->otlp[OP_OTLP_ALL].endpoint, "http://h:4318") == 0);
+    CHECK(c->otlp[OP_OTLP_PROFILES].timeout_ns == 750000000ll);
+    CHECK(strcmp(c->otlp[OP_OTLP_ALL].headers[0].value, "Bearer abc") == 0);
+    otelprof_config_free(c);
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
+    c = otelprof_config_new();
+    CHECK(otelprof_config_from_env(c, err, sizeof err) == OTELPROF_EINVAL);
+    CHECK(one_line_naming("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"));
+    otelprof_config_free(c);
+    clear_env();
+    setenv("OTEL_EXPORTER_OTLP_PROFILES_HEADERS", "k=v%0aInjected: yes", 1);
+    c = otelprof_config_new();
+    CHECK(otelprof_config_from_env(c, err, sizeof err) == OTELPROF_EINVAL);
+    CHECK(strncmp(err, "OTEL_EXPORTER_OTLP_PROFILES_HEADERS is invalid", 46) == 0 && !strstr(err, "Injected"));
+    otelprof_config_free(c);
+    clear_env();
+}
+
 int main(void) {
     test_defaults();
+    test_otlp();
     test_duration_table();
     test_size_table();
     test_set();

@@ -201,6 +201,26 @@ typedef enum otelprof_drop_reason {
     OTELPROF_DROP__COUNT
 } otelprof_drop_reason;
 
+/* Why one attempt to send a profile over OTLP/HTTP failed. */
+typedef enum otelprof_export_failure {
+    OTELPROF_EXPORT_FAIL_CONNECT = 0, /* refused, reset, name not resolved, no response: retried */
+    OTELPROF_EXPORT_FAIL_TIMEOUT,     /* OTEL_EXPORTER_OTLP_TIMEOUT passed: retried */
+    OTELPROF_EXPORT_FAIL_TLS,         /* certificate or handshake error: not retried */
+    OTELPROF_EXPORT_FAIL_RETRYABLE,   /* HTTP 429, 502, 503, 504: retried */
+    OTELPROF_EXPORT_FAIL_REJECTED,    /* any other non-2xx status: not retried */
+    OTELPROF_EXPORT_FAIL__COUNT
+} otelprof_export_failure;
+
+/* Why a profile was never delivered. */
+typedef enum otelprof_export_drop {
+    OTELPROF_EXPORT_DROP_QUEUE_FULL = 0, /* the oldest waiting profile made room for a newer one */
+    OTELPROF_EXPORT_DROP_RETRIES,        /* the retry budget ran out */
+    OTELPROF_EXPORT_DROP_REJECTED,       /* the receiver refused it (TLS, or a non-retryable status) */
+    OTELPROF_EXPORT_DROP_SHUTDOWN,       /* still unsent when the shutdown deadline passed */
+    OTELPROF_EXPORT_DROP_ENCODE,         /* could not be encoded or compressed (memory) */
+    OTELPROF_EXPORT_DROP__COUNT
+} otelprof_export_drop;
+
 typedef struct otelprof_stats {
     uint64_t samples_taken;     /* samples that reached the capture queue */
     uint64_t samples_dropped[OTELPROF_DROP__COUNT];
@@ -216,12 +236,27 @@ typedef struct otelprof_stats {
     uint64_t bytes_written;     /* bytes of all local files written */
     uint64_t memory_bytes;      /* bytes held by the core's tables now */
     uint64_t memory_cap_bytes;
+    /* OTLP/HTTP export; all zero when no endpoint is configured */
+    uint64_t export_attempts;       /* HTTP requests made, retries included */
+    uint64_t export_successes;      /* requests answered with 2xx */
+    uint64_t export_failures[OTELPROF_EXPORT_FAIL__COUNT]; /* failed attempts, by cause */
+    uint64_t export_retries;        /* attempts that repeated an earlier failed one */
+    uint64_t export_bytes_sent;     /* request bodies as sent (compressed under gzip) */
+    uint64_t export_bytes_raw;      /* the same bodies before compression */
+    uint64_t export_queue_depth;    /* profiles waiting for the network now */
+    uint64_t export_queue_bytes;    /* their encoded size now */
+    uint64_t export_dropped[OTELPROF_EXPORT_DROP__COUNT]; /* profiles never delivered, by reason */
+    uint64_t export_rejected_profiles; /* receivers' partial-success rejected_profiles, summed */
 } otelprof_stats;
 
 /* Thread-safe; AS-safe (reads counters). Fields are a snapshot, not atomic as a whole. */
 OTELPROF_API void otelprof_stats_get(otelprof_stats *out);
 /* Thread-safe, AS-safe: "ring_full", "not_running", ... */
 OTELPROF_API const char *otelprof_drop_reason_name(otelprof_drop_reason r);
+/* Thread-safe, AS-safe: "connect", "timeout", "tls", "retryable", "rejected". */
+OTELPROF_API const char *otelprof_export_failure_name(otelprof_export_failure f);
+/* Thread-safe, AS-safe: "queue_full", "retries", "rejected", "shutdown", "encode". */
+OTELPROF_API const char *otelprof_export_drop_name(otelprof_export_drop d);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,288 @@
+"""The profilers compared by bench/run: otelprof (native and CPython) and its peers, each able to
+say why it cannot run here, to set itself up for one run, and to read its own output back."""
+import glob
+import gzip
+import http.server
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("OTELPROF_BUILD", os.path.join(ROOT, "build"))
+GO = shutil.which("go") or "/usr/local/go/bin/go"
+
+
+def parse_folded(path_glob, name_of=lambda f: f):
+    stacks = {}
+    for path in glob.glob(path_glob):
+        for line in open(path, errors="replace"):
+            stack, _, n = line.rstrip("\n").rpartition(" ")
+            if not stack or not n.isdigit():
+                continue
+            key = tuple(name_of(f) for f in stack.split(";"))
+            stacks[key] = stacks.get(key, 0) + int(n)
+    return stacks
+
+
+def pprof_traces(binary, profile):
+    """{stack root..leaf: samples} from `go tool pprof -traces` (any pprof or gperftools file)."""
+    args = [GO, "tool", "pprof", "-traces"] + ([binary] if binary else []) + [profile]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=600).stdout
+    stacks, period = {}, None
+    for block in out.split("-----------+-------------------------------------------------------"):
+        lines = [l for l in block.splitlines() if l.strip()]
+        if not lines:
+            continue
+        m = re.match(r"\s*(\S+)\s+(.*)$", lines[0])
+        if not m or not re.match(r"[\d.]+\w*$", m.group(1)):
+            continue
+        frames = [m.group(2).strip()] + [l.strip() for l in lines[1:]]
+        stacks[tuple(reversed(frames))] = stacks.get(tuple(reversed(frames)), 0) + _to_samples(m.group(1))
+    return stacks
+
+
+def _to_samples(v):
+    """pprof -traces prints durations ("10ms", "1.20s") for CPU profiles: 10 ms = one sample."""
+    m = re.match(r"([\d.]+)(ns|us|µs|ms|s)?$", v)
+    num, unit = float(m.group(1)), m.group(2)
+    scale = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, None: None}[unit]
+    return int(round(num)) if scale is None else int(round(num * scale / 0.010))
+
+
+class Profiler:
+    name, rate, hz = "?", "100 Hz", 100
+
+    def unavailable(self):
+        return None
+
+    def env(self, workdir, workload):
+        return {}
+
+    def wrap(self, cmd, workdir, workload):
+        return cmd
+
+    def analyse(self, m, workload):
+        return {}
+
+
+class Otelprof(Profiler):
+    name = "otelprof"
+
+    def unavailable(self):
+        lib = os.path.join(BUILD, "lib", "libotelprof.so")
+        return None if os.path.exists(lib) else f"{lib} not built"
+
+    def env(self, workdir, workload):
+        return {"LD_PRELOAD": os.path.join(BUILD, "lib", "libotelprof.so"), "OTELPROF_INTERVAL": "10ms",
+                "OTELPROF_OUTPUT_DIR": os.path.join(workdir, "out"), "OTELPROF_LOG_LEVEL": "debug",
+                "OTEL_SERVICE_NAME": "bench"}
+
+    def analyse(self, m, workload):
+        out = os.path.join(m.workdir, "out")
+        stats = re.findall(r"stats: (.*)", m.stderr)
+        kv = dict(re.findall(r"(\w+)=(\d+)", stats[-1])) if stats else {}
+        samples = int(kv["taken"]) if "taken" in kv else None
+        wire = sum(len(gzip.compress(open(f, "rb").read())) for f in glob.glob(os.path.join(out, "*.otlp.pb")))
+        res = {"stacks": parse_folded(os.path.join(out, "*.folded")), "samples": samples,
+               "wire_bytes_per_sample": wire / samples if samples else None,
+               "p50_ns": int(kv["handler_ns_p50"]) if "handler_ns_p50" in kv else None,
+               "p99_ns": int(kv["handler_ns_p99"]) if "handler_ns_p99" in kv else None}
+        if kv.get("dropped", "0") != "0":
+            res["note"] = f"dropped {kv['dropped']}"
+        return res
+
+
+class Gperftools(Profiler):
+    """gperftools' CPU profiler (ITIMER_PROF + its own unwinder), LD_PRELOADed."""
+    name = "gperftools"
+    LIB = "/usr/lib/x86_64-linux-gnu/libprofiler.so.0"
+
+    def unavailable(self):
+        if not os.path.exists(self.LIB):
+            return "libprofiler.so missing (apt-get install libgoogle-perftools-dev)"
+        return None if os.path.exists(GO) else "go (for pprof) missing"
+
+    def env(self, workdir, workload):
+        return {"LD_PRELOAD": self.LIB, "CPUPROFILE": os.path.join(workdir, "cpu.prof"),
+                "CPUPROFILE_FREQUENCY": "100"}
+
+    def analyse(self, m, workload):
+        prof = os.path.join(m.workdir, "cpu.prof")
+        if not os.path.exists(prof):
+            return {"note": "no profile written"}
+        stacks = pprof_traces(workload.cmd[0], prof)
+        return {"stacks": stacks, "samples": sum(stacks.values()),
+                "note": "signal path n/a (no self-metrics)"}
+
+
+PEERS_NATIVE = [Gperftools]
+
+
+# ---- Python -----------------------------------------------------------------------------------
+
+def _python_frame_name(f):
+    """'py_hot (py_workload.py:12)' -> 'py_hot'; qualified 'mod.py_hot' -> 'py_hot'."""
+    f = f.split(" (", 1)[0].strip()
+    return f.rsplit(".", 1)[-1]
+
+
+class OtelprofPython(Profiler):
+    name = "otelprof (cpython)"
+
+    def unavailable(self):
+        r = subprocess.run([sys.executable, "-c", "import otelprof._native"], capture_output=True)
+        return None if r.returncode == 0 else "CPython adapter not installed (pip install .)"
+
+    def env(self, workdir, workload):
+        return {"OTELPROF_INTERVAL": "10ms", "OTELPROF_OUTPUT_DIR": os.path.join(workdir, "out"),
+                "OTELPROF_LOG_LEVEL": "debug", "OTEL_SERVICE_NAME": "bench"}
+
+    def wrap(self, cmd, workdir, workload):
+        return [cmd[0], "-m", "otelprof", "run", "--"] + cmd[1:]
+
+    def analyse(self, m, workload):
+        res = Otelprof.analyse(self, m, workload)
+        res["stacks"] = {tuple(_python_frame_name(f) for f in s): n for s, n in res["stacks"].items()}
+        return res
+
+
+def _pip_tool(module, package):
+    if importlib.util.find_spec(module) is None:
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], capture_output=True, text=True)
+        if r.returncode != 0:
+            return f"pip install {package} failed: {r.stderr.strip().splitlines()[-1:]}"
+    return None
+
+
+class PySpy(Profiler):
+    name = "py-spy record"
+    nonblocking = False
+
+    def unavailable(self):
+        return _pip_tool("py_spy", "py-spy==0.4.3") if not shutil.which("py-spy") else None
+
+    def wrap(self, cmd, workdir, workload):
+        extra = ["--nonblocking"] if self.nonblocking else []
+        return ["py-spy", "record", "-r", "100", "-f", "raw", "-o", os.path.join(workdir, "pyspy.txt")] + extra + ["--"] + cmd
+
+    def analyse(self, m, workload):
+        stacks = parse_folded(os.path.join(m.workdir, "pyspy.txt"), _python_frame_name)
+        return {"stacks": stacks, "samples": sum(stacks.values()),
+                "note": "out of process; signal path n/a"}
+
+
+class PySpyNonblocking(PySpy):
+    name = "py-spy record --nonblocking"
+    nonblocking = True
+
+
+class _Sink(http.server.BaseHTTPRequestHandler):
+    """Accepts every upload and keeps the bodies, standing in for a profiling backend."""
+    bodies = []
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0") or 0)
+        body = self.rfile.read(n) if n else b""
+        _Sink.bodies.append((self.path, self.headers.get("Content-Type", ""), body))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_PUT = do_POST
+
+    def log_message(self, *a):
+        pass
+
+
+def _start_sink():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def _pprof_from_bodies(workdir):
+    """Extracts gzip'd pprof payloads from uploads (raw or multipart) and reads them with pprof."""
+    stacks = {}
+    for i, (_path, _ctype, body) in enumerate(_Sink.bodies):
+        for j, start in enumerate(m.start() for m in re.finditer(b"\x1f\x8b\x08", body)):
+            blob = body[start:]
+            try:
+                data = gzip.decompress(blob)
+            except Exception:
+                try:
+                    import zlib
+                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    data = d.decompress(blob)
+                except Exception:
+                    continue
+            p = os.path.join(workdir, f"upload{i}_{j}.pb")
+            open(p, "wb").write(gzip.compress(data))
+            for s, n in pprof_traces(None, p).items():
+                key = tuple(_python_frame_name(f) for f in s)
+                stacks[key] = stacks.get(key, 0) + n
+    return stacks
+
+
+class Pyroscope(Profiler):
+    """Pyroscope's Python SDK (in-process), uploading to a local sink."""
+    name = "pyroscope-io"
+
+    def unavailable(self):
+        return _pip_tool("pyroscope", "pyroscope-io==1.4.0")
+
+    def env(self, workdir, workload):
+        self.srv = _start_sink()
+        _Sink.bodies = []
+        return {"BENCH_PYROSCOPE_URL": f"http://127.0.0.1:{self.srv.server_address[1]}"}
+
+    def wrap(self, cmd, workdir, workload):
+        return [cmd[0], os.path.join(ROOT, "bench", "pyroscope_wrap.py")] + cmd[1:]
+
+    def analyse(self, m, workload):
+        self.srv.shutdown()
+        stacks = {}
+        for _path, _ctype, body in _Sink.bodies:
+            text = body.decode(errors="replace")
+            for line in text.splitlines():
+                stack, _, n = line.rpartition(" ")
+                if stack and n.isdigit():
+                    key = tuple(_python_frame_name(f) for f in stack.split(";"))
+                    stacks[key] = stacks.get(key, 0) + int(n)
+        if not stacks:
+            stacks = _pprof_from_bodies(m.workdir)
+        note = f"{len(_Sink.bodies)} uploads; signal path n/a"
+        return {"stacks": stacks, "samples": sum(stacks.values()) or None, "note": note}
+
+
+class Ddtrace(Profiler):
+    """Datadog's in-process profiler, uploading to a local sink in place of the agent."""
+    name = "ddtrace profiler"
+    rate = "default"
+
+    def unavailable(self):
+        return _pip_tool("ddtrace", "ddtrace==4.16.0")
+
+    def env(self, workdir, workload):
+        self.srv = _start_sink()
+        _Sink.bodies = []
+        return {"DD_PROFILING_ENABLED": "true", "DD_TRACE_ENABLED": "false",
+                "DD_TRACE_AGENT_URL": f"http://127.0.0.1:{self.srv.server_address[1]}",
+                "DD_PROFILING_UPLOAD_INTERVAL": "1", "DD_SERVICE": "bench",
+                "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false", "DD_REMOTE_CONFIGURATION_ENABLED": "false"}
+
+    def wrap(self, cmd, workdir, workload):
+        return ["ddtrace-run"] + cmd
+
+    def analyse(self, m, workload):
+        self.srv.shutdown()
+        stacks = _pprof_from_bodies(m.workdir)
+        return {"stacks": stacks, "samples": None,
+                "note": f"{len(_Sink.bodies)} uploads; its rate is adaptive, not settable to 100 Hz"}
+
+
+PEERS_PYTHON = [PySpy, PySpyNonblocking, Pyroscope, Ddtrace]

@@ -1,0 +1,59 @@
+"""Benchmark workloads with a known CPU split between named functions, and a fixed amount of work
+so that wall time measures the profiler's overhead."""
+import os
+import subprocess
+import sys
+import time
+
+
+class Workload:
+    def __init__(self, name, cmd, split, cpu_bound=True, scaling=False, kind="native"):
+        self.name, self.cmd, self.split = name, cmd, split
+        self.cpu_bound, self.scaling, self.kind = cpu_bound, scaling, kind
+
+
+NATIVE_SPLIT = {"bench_hot": 0.70, "bench_cold": 0.30}
+
+
+def _calibrate_native(binary):
+    """Seconds of CPU per work unit of native_bench on this machine."""
+    n = 2000
+    for _ in range(6):
+        t0 = time.monotonic()
+        subprocess.run([binary, "1", "0", str(n)], capture_output=True, check=True)
+        dt = time.monotonic() - t0
+        if dt > 0.2:
+            return dt / n
+        n *= 4
+    return dt / n
+
+
+def native_workloads(build, quick):
+    binary = os.path.join(build, "bin", "native_bench")
+    unit = _calibrate_native(binary)
+    target = 0.4 if quick else 3.0  # seconds of CPU per run
+
+    def w(name, threads, depth, scaling=False, total=target):
+        units = max(1, int(total / threads / unit))
+        return Workload(name, [binary, str(threads), str(depth), str(units)], NATIVE_SPLIT, scaling=scaling)
+
+    rows = [w("native 1 thread", 1, 0), w("native 8 threads", 8, 0), w("native recursion 200", 1, 200)]
+    rows += [w(f"scale: {n} threads", n, 0, scaling=True) for n in (1, 8, 64, 512)]
+    rows += [w(f"scale: depth {d}", 1, d, scaling=True) for d in (10, 100, 1000)]
+    return rows
+
+
+PY_SPLIT = {"py_hot": 0.70, "py_cold": 0.30}
+
+
+def python_workloads(root, quick):
+    script = os.path.join(root, "bench", "py_workload.py")
+    secs = "0.5" if quick else "3"
+    py = sys.executable
+    return [
+        Workload("python 1 thread", [py, script, "single", secs], PY_SPLIT, kind="python"),
+        Workload("python 8 threads", [py, script, "threads", secs], PY_SPLIT, kind="python"),
+        Workload("python asyncio 200 tasks", [py, script, "asyncio", secs], PY_SPLIT, kind="python"),
+        Workload("python hashlib pool (GIL released)", [py, script, "hashlib", secs],
+                 {"hash_hot": 0.70, "hash_cold": 0.30}, kind="python"),
+    ]

@@ -1,0 +1,286 @@
+/* Everything that depends on CPython's private structures, by version (newest first): the frame
+ * walk run in the signal handler, code object fingerprints and the location-table decoder.
+ * The rest of the adapter sees only the version-neutral functions declared in opy.h. */
+#define PY_SSIZE_T_CLEAN
+#define Py_BUILD_CORE 1
+#include <Python.h>
+
+#include <errno.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "opy.h"
+
+/* ---- safe reads ----------------------------------------------------------------------------- */
+
+/* process_vm_readv on our own pid: the kernel copies or reports EFAULT, so a stale pointer costs
+ * one failed system call instead of a crash. AS-safe (a plain system call, errno restored). */
+static int safe_read_ok = 1;
+
+int opy_safe_read(void *dst, uintptr_t src, size_t n) {
+    if (!safe_read_ok || src < 4096) return -1;
+    int saved = errno;
+    struct iovec l = {dst, n}, r = {(void *)src, n};
+    ssize_t got = syscall(SYS_process_vm_readv, (long)getpid(), &l, 1L, &r, 1L, 0L);
+    errno = saved;
+    return got == (ssize_t)n ? 0 : -1;
+}
+
+void opy_safe_read_init(void) {
+    static const long probe = 0x5eed;
+    long out = 0;
+    safe_read_ok = 1;
+    if (opy_safe_read(&out, (uintptr_t)&probe, sizeof out) < 0 || out != probe) safe_read_ok = 0;
+}
+
+#if PY_VERSION_HEX >= 0x030C0000 || PY_VERSION_HEX < 0x030B0000
+/* ==== 3.12+ and before 3.11: not supported (3.12 adds shim frames owned by the C stack, 3.13
+ * renames f_code to f_executable, 3.14 tags it). The module still imports; start() refuses, so
+ * none of this runs. ======================================================================== */
+
+int opy_internals_supported(void) { return 0; }
+
+int opy_walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why) {
+    (void)tstate, (void)stack_hi, (void)out, (void)max;
+    *why = OPY_WALK_NO_FRAMES;
+    return 0;
+}
+
+void opy_code_fingerprint(uintptr_t code, opy_code_fp *out) {
+    (void)code;
+    memset(out, 0, sizeof *out);
+}
+
+int opy_code_validate(uintptr_t code, const opy_code_fp *fp) {
+    (void)code, (void)fp;
+    return 0;
+}
+
+int opy_code_line(void *code, int offset) {
+    (void)code, (void)offset;
+    return 0;
+}
+
+#else
+/* ==== 3.11 ================================================================================== */
+#include "internal/pycore_frame.h"
+
+int opy_internals_supported(void) { return 1; }
+
+/* The part of _PyInterpreterFrame before the locals: what the walk reads. */
+#define FRAME_HDR offsetof(_PyInterpreterFrame, localsplus)
+
+typedef struct range {
+    uintptr_t lo, hi;
+} range;
+
+#define MAX_CHUNKS 32
+
+/* The live part of each data-stack chunk: frames pushed on the thread's own stack live there,
+ * and that memory stays mapped while the chunk is linked from the thread state. Stores to
+ * datastack_top and datastack_chunk are not atomic as a pair (push_chunk, _PyThreadState_PopFrame),
+ * so a top that is not inside its chunk yields an empty range rather than a wild one. */
+static int chunk_ranges(PyThreadState *ts, range *r) {
+    int n = 0;
+    _PyStackChunk *c = ts->datastack_chunk;
+    if (!c) return 0;
+    uintptr_t base = (uintptr_t)&c->data[0], end = (uintptr_t)c + c->size;
+    uintptr_t top = (uintptr_t)ts->datastack_top;
+    if (top >= base && top <= end) r[n++] = (range){base, top};
+    for (c = c->previous; c && n < MAX_CHUNKS; c = c->previous) {
+        base = (uintptr_t)&c->data[0];
+        end = (uintptr_t)c + c->size;
+        uintptr_t t = base + c->top * sizeof(PyObject *);
+        if (t >= base && t <= end) r[n++] = (range){base, t};
+    }
+    return n;
+}
+
+static int in_ranges(const range *r, int n, uintptr_t p, size_t len) {
+    for (int i = 0; i < n; i++)
+        if (p >= r[i].lo && p + len <= r[i].hi) return 1;
+    return 0;
+}
+
+/* A _PyCFrame lives in an active _PyEval_EvalFrameDefault's C stack frame (above our own
+ * handler frame on the same stack) or is the thread state's root; anything else is read safely. */
+static int read_cframe(PyThreadState *ts, _PyCFrame *c, uintptr_t sp, uintptr_t stack_hi, _PyCFrame *out) {
+    uintptr_t p = (uintptr_t)c;
+    if (c == &ts->root_cframe || (stack_hi && p >= sp && p + sizeof *out <= stack_hi && !(p & 7))) {
+        memcpy(out, c, sizeof *out);
+        return 0;
+    }
+    return opy_safe_read(out, p, sizeof *out);
+}
+
+/* The walk trusts nothing it cannot check: _PyEval_EvalFrameDefault publishes its _PyCFrame
+ * (tstate->cframe = &cframe) a few instructions before it fills in current_frame and previous,
+ * and a frame's `previous` is set when it is linked. So every frame is copied from a live
+ * data-stack range or through a safe read, and the chain must meet each C frame's boundary:
+ * an entry frame's previous is the older C frame's current frame, and the walk ends at the root.
+ * A sample caught mid-push fails that test and is dropped (counted). */
+int opy_walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why) {
+    PyThreadState *ts = tstate;
+    uintptr_t sp = (uintptr_t)&ts; /* this handler frame: every live C frame of the thread is above */
+    range r[MAX_CHUNKS];
+    int nr = chunk_ranges(ts, r);
+    _PyCFrame *cptr = ts->cframe, cf;
+    if (!cptr || read_cframe(ts, cptr, sp, stack_hi, &cf) < 0) {
+        *why = OPY_WALK_UNREADABLE;
+        return 0;
+    }
+    uintptr_t f = (uintptr_t)cf.current_frame;
+    if (!f) {
+        *why = OPY_WALK_NO_FRAMES;
+        return 0;
+    }
+    int n = 0;
+    /* Bound the work even when incomplete frames are skipped or memory is garbage. */
+    for (int steps = 0; f && steps < 4 * max + 64; steps++) {
+        union {
+            _PyInterpreterFrame fr;
+            char bytes[FRAME_HDR];
+        } h;
+        if (in_ranges(r, nr, f, FRAME_HDR)) memcpy(&h, (const void *)f, FRAME_HDR);
+        else if (opy_safe_read(&h, f, FRAME_HDR) < 0) {
+            *why = OPY_WALK_UNREADABLE;
+            return 0;
+        }
+        uintptr_t code = (uintptr_t)h.fr.f_code;
+        intptr_t off = (intptr_t)h.fr.prev_instr - (intptr_t)(code + offsetof(PyCodeObject, co_code_adaptive));
+        /* prev_instr is one code unit before the code for a frame that has not started (an
+         * incomplete frame): skip it. Generator frames are always complete. */
+        int incomplete = h.fr.owner != FRAME_OWNED_BY_GENERATOR && off < 0;
+        if (!incomplete && code) {
+            if (n == max) break; /* the core marks the cut */
+            out[n].code = code;
+            out[n].offset = (off >= 0 && off < (1 << 28)) ? (int32_t)off : -1;
+            n++;
+        }
+        if (h.fr.is_entry) {
+            _PyCFrame *older = cf.previous;
+            if (!older || read_cframe(ts, older, sp, stack_hi, &cf) < 0 ||
+                (uintptr_t)cf.current_frame != (uintptr_t)h.fr.previous) {
+                *why = OPY_WALK_INCONSISTENT;
+                return 0;
+            }
+            cptr = older;
+        }
+        f = (uintptr_t)h.fr.previous;
+    }
+    if (!f && cptr != &ts->root_cframe) {
+        *why = OPY_WALK_INCONSISTENT;
+        return 0;
+    }
+    *why = n ? OPY_WALK_OK : OPY_WALK_NO_FRAMES;
+    return n;
+}
+
+/* The prefix of a code object up to its bytecode: header and all named fields. */
+#define CODE_HDR offsetof(PyCodeObject, co_code_adaptive)
+
+/* Copies a compact ASCII str's text (its tail when keep_tail and it is too long); "" otherwise. */
+static void copy_ascii(uintptr_t str, char *dst, size_t cap, int keep_tail) {
+    PyASCIIObject h;
+    dst[0] = 0;
+    if (!str || opy_safe_read(&h, str, sizeof h) < 0) return;
+    if (Py_TYPE(&h) != &PyUnicode_Type || !h.state.compact || !h.state.ascii || h.length < 0) return;
+    size_t len = (size_t)h.length, skip = 0, lead = 0;
+    if (len > cap - 1) {
+        if (keep_tail) {
+            lead = 3;
+            skip = len - (cap - 1 - lead);
+            memcpy(dst, "...", 3);
+        }
+        len = cap - 1 - lead;
+    }
+    if (opy_safe_read(dst + lead, str + sizeof h + skip, len) < 0) len = lead = 0;
+    dst[lead + len] = 0;
+}
+
+void opy_code_fingerprint(uintptr_t code, opy_code_fp *out) {
+    union {
+        PyCodeObject co;
+        char bytes[CODE_HDR];
+    } c;
+    memset(out, 0, sizeof *out);
+    if (opy_safe_read(&c, code, CODE_HDR) < 0) return;
+    if (Py_TYPE(&c.co) != &PyCode_Type) return;
+    out->qualname = (uintptr_t)c.co.co_qualname;
+    out->filename = (uintptr_t)c.co.co_filename;
+    out->firstlineno = c.co.co_firstlineno;
+    copy_ascii(out->qualname, out->name, sizeof out->name, 0);
+    copy_ascii(out->filename, out->file, sizeof out->file, 1);
+    out->ok = 1;
+}
+
+int opy_code_validate(uintptr_t code, const opy_code_fp *fp) {
+    union {
+        PyCodeObject co;
+        char bytes[CODE_HDR];
+    } c;
+    if (!fp->ok || opy_safe_read(&c, code, CODE_HDR) < 0) return 0;
+    /* A freed small object keeps its type but its first word becomes the allocator's free-list
+     * link (a pointer, or 0): a live object has a small positive count. */
+    Py_ssize_t rc = Py_REFCNT(&c.co);
+    if (rc <= 0 || rc >= ((Py_ssize_t)1 << 32)) return 0;
+    if (Py_TYPE(&c.co) != &PyCode_Type) return 0;
+    return (uintptr_t)c.co.co_qualname == fp->qualname && (uintptr_t)c.co.co_filename == fp->filename &&
+           c.co.co_firstlineno == fp->firstlineno;
+}
+
+/* Location table (PEP 626/657, 3.11 format, Objects/locations.md): entries start with a byte
+ * 1cccclll (code c, length l+1 code units); the line delta depends on the code: 0-9 none (one
+ * column byte follows), 10-12 delta c-10, 13 and 14 a signed varint (14 also carries end line
+ * and columns), 15 no location. Varints are 6-bit groups, least significant first, 0x40 = more. */
+static int read_varint(const uint8_t **p, const uint8_t *end, unsigned *out) {
+    unsigned v = 0, shift = 0;
+    while (*p < end) {
+        uint8_t b = *(*p)++;
+        v |= (unsigned)(b & 63) << shift;
+        shift += 6;
+        if (!(b & 64)) {
+            *out = v;
+            return 0;
+        }
+        if (shift > 30) return -1;
+    }
+    return -1;
+}
+
+int opy_code_line(void *codeobj, int offset) {
+    PyCodeObject *co = codeobj;
+    int line = co->co_firstlineno;
+    if (offset < 0) return line;
+    PyObject *lt = co->co_linetable;
+    if (!lt || !PyBytes_Check(lt)) return line;
+    const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(lt), *end = p + PyBytes_GET_SIZE(lt);
+    int addr = 0; /* byte offset of the current entry's first instruction */
+    while (p < end) {
+        uint8_t first = *p++;
+        if (!(first & 0x80)) return line; /* malformed: keep what we have */
+        int code = (first >> 3) & 15, len = ((first & 7) + 1) * (int)sizeof(_Py_CODEUNIT);
+        int delta = 0;
+        if (code >= 10 && code <= 12) {
+            delta = code - 10;
+        } else if (code == 13 || code == 14) {
+            unsigned u;
+            if (read_varint(&p, end, &u) < 0) return line;
+            delta = (u & 1) ? -(int)(u >> 1) : (int)(u >> 1);
+        }
+        int here = code == 15 ? -1 : line + delta;
+        if (code != 15) line += delta;
+        if (offset >= addr && offset < addr + len) return here > 0 ? here : co->co_firstlineno;
+        addr += len;
+        while (p < end && !(*p & 0x80)) p++; /* skip the entry's remaining bytes */
+    }
+    return co->co_firstlineno;
+}
+
+#endif /* PY_VERSION_HEX */
+
+const char *opy_internals_versions(void) {
+    return "3.11";
+}

@@ -1,0 +1,366 @@
+/* otelprof._native: the CPython adapter's glue. Plugs the frame walk into the core (capture model
+ * a), registers Python threads, publishes the active span, and turns core errors into Python
+ * exceptions. The Python package (cpython/otelprof/) builds the public API on top of it. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "opy.h"
+
+opy_stats opy_stats_g;
+
+void opy_pinner_after_fork(void);
+
+static pid_t gettid_(void) {
+    return (pid_t)syscall(SYS_gettid);
+}
+
+/* ---- the adapter ---------------------------------------------------------------------------- */
+
+/* SIGNAL CONTEXT, on the interrupted thread: its own thread state comes from the table (the
+ * GIL holder's, _PyThreadState_GET(), belongs to whoever runs Python right now). */
+static int py_walk(void *user, void *uc, otelprof_frame *out, int max) {
+    (void)user, (void)uc;
+    opy_thread t;
+    if (opy_threads_get(gettid_(), &t) < 0) {
+        OPY_STAT_INC(no_thread);
+        return 0;
+    }
+    int why = OPY_WALK_OK;
+    /* opy_raw_frame and otelprof_frame differ: walk into the tail of out, then expand in place
+     * from the front (each raw frame is no larger than a core frame). */
+    _Static_assert(sizeof(opy_raw_frame) <= sizeof(otelprof_frame), "in-place expansion");
+    opy_raw_frame *raw = (opy_raw_frame *)(void *)out;
+    int n = opy_walk(t.tstate, t.stack_hi, raw, max, &why);
+    OPY_STAT_INC(walk[why]);
+    for (int i = n - 1; i >= 0; i--) {
+        opy_raw_frame r = raw[i];
+        out[i].id = r.code;
+        out[i].aux = r.offset;
+        out[i].kind = OTELPROF_FRAME_ADAPTER;
+    }
+    for (int i = 0; i < n; i++) opy_code_note((uintptr_t)out[i].id);
+    return n;
+}
+
+static int py_resolve(void *user, const otelprof_frame *f, otelprof_symbol *out) {
+    (void)user;
+    return opy_code_resolve(f, out);
+}
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+static uintptr_t stack_top_of(pthread_t th) {
+    pthread_attr_t a;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(th, &a) != 0) return 0;
+    uintptr_t hi = 0;
+    if (pthread_attr_getstack(&a, &addr, &size) == 0) hi = (uintptr_t)addr + size;
+    pthread_attr_destroy(&a);
+    return hi;
+}
+
+static PyObject *raise_core(otelprof_error rc, const char *err) {
+    if (rc == OTELPROF_EINVAL) PyErr_SetString(PyExc_ValueError, err && *err ? err : otelprof_strerror(rc));
+    else PyErr_Format(PyExc_RuntimeError, "otelprof: %s", otelprof_strerror(rc));
+    return NULL;
+}
+
+/* ---- module functions ----------------------------------------------------------------------- */
+
+static PyObject *m_supported(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    return PyBool_FromLong(opy_internals_supported());
+}
+
+/* start(options: dict[str, str]) -> bool: False when disabled by configuration. */
+static PyObject *m_start(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *opts;
+    if (!PyArg_ParseTuple(args, "O!", &PyDict_Type, &opts)) return NULL;
+    if (!opy_internals_supported()) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "otelprof: CPython %d.%d is not supported by this build (supported: %s); "
+                     "the program runs unprofiled",
+                     PY_MAJOR_VERSION, PY_MINOR_VERSION, opy_internals_versions());
+        return NULL;
+    }
+    char err[512] = "";
+    otelprof_config *cfg = otelprof_config_new();
+    if (!cfg) return PyErr_NoMemory();
+    otelprof_error rc = otelprof_config_from_env(cfg, err, sizeof err);
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (rc == OTELPROF_OK && PyDict_Next(opts, &pos, &key, &value)) {
+        const char *k = PyUnicode_AsUTF8(key), *v = PyUnicode_AsUTF8(value);
+        if (!k || !v) {
+            otelprof_config_free(cfg);
+            return NULL;
+        }
+        rc = otelprof_config_set(cfg, k, v, err, sizeof err);
+    }
+    if (rc != OTELPROF_OK) {
+        otelprof_config_free(cfg);
+        return raise_core(rc, err);
+    }
+    opy_safe_read_init();
+    opy_threads_clear();
+    otelprof_adapter ad;
+    memset(&ad, 0, sizeof ad);
+    ad.name = "cpython";
+    ad.frame_type = "cpython";
+    ad.walk = py_walk;
+    ad.resolve = py_resolve;
+    ad.resolve_on = OTELPROF_RESOLVE_ON_EXPORTER;
+    __atomic_store_n(&opy_python_alive, 1, __ATOMIC_RELEASE);
+    rc = otelprof_start(cfg, &ad);
+    otelprof_config_free(cfg);
+    if (rc == OTELPROF_EDISABLED) Py_RETURN_FALSE;
+    if (rc != OTELPROF_OK) return raise_core(rc, NULL);
+    if (opy_pinner_start() < 0) {
+        Py_BEGIN_ALLOW_THREADS
+        otelprof_stop();
+        Py_END_ALLOW_THREADS
+        PyErr_SetString(PyExc_RuntimeError, "otelprof: cannot start the code pinning thread");
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyObject *m_stop(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    /* Pin with the GIL we hold, then let it go: the exporter may need it to name the last codes. */
+    opy_code_pin_pending();
+    otelprof_error rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = otelprof_stop();
+    opy_pinner_stop();
+    Py_END_ALLOW_THREADS
+    opy_threads_clear();
+    return PyBool_FromLong(rc == OTELPROF_OK);
+}
+
+static PyObject *m_flush(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    opy_code_pin_pending();
+    otelprof_error rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = otelprof_flush();
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(rc == OTELPROF_OK);
+}
+
+static PyObject *m_is_running(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    return PyBool_FromLong(otelprof_is_running());
+}
+
+/* The interpreter is shutting down: foreign threads must not try to take the GIL any more. */
+static PyObject *m_python_exiting(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    __atomic_store_n(&opy_python_alive, 0, __ATOMIC_RELEASE);
+    Py_RETURN_NONE;
+}
+
+static int set_item(PyObject *d, const char *k, uint64_t v) {
+    PyObject *o = PyLong_FromUnsignedLongLong(v);
+    if (!o) return -1;
+    int rc = PyDict_SetItemString(d, k, o);
+    Py_DECREF(o);
+    return rc;
+}
+
+static PyObject *m_stats(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    otelprof_stats st;
+    otelprof_stats_get(&st);
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    static const char *const walk_names[OPY_WALK__COUNT] = {"walk_ok", "walk_no_frames", "walk_unreadable",
+                                                           "walk_inconsistent"};
+    int bad = set_item(d, "samples_taken", st.samples_taken) || set_item(d, "signals", st.signals) ||
+              set_item(d, "timer_overruns", st.timer_overruns) ||
+              set_item(d, "handler_ns_total", st.handler_ns_total) ||
+              set_item(d, "handler_ns_max", st.handler_ns_max) ||
+              set_item(d, "threads_registered", st.threads_registered) ||
+              set_item(d, "profiles_written", st.profiles_written) ||
+              set_item(d, "bytes_written", st.bytes_written) || set_item(d, "memory_bytes", st.memory_bytes) ||
+              set_item(d, "memory_cap_bytes", st.memory_cap_bytes) ||
+              set_item(d, "python_threads", opy_threads_count()) ||
+              set_item(d, "no_thread_state", opy_stats_g.no_thread) ||
+              set_item(d, "code_cache_full", opy_stats_g.code_cache_full) ||
+              set_item(d, "codes_pinned", opy_stats_g.codes_pinned) ||
+              set_item(d, "codes_dead", opy_stats_g.codes_dead) ||
+              set_item(d, "python_threads_full", opy_stats_g.threads_full) ||
+              set_item(d, "ctx_published", opy_stats_g.ctx_published);
+    for (int i = 0; !bad && i < OTELPROF_DROP__COUNT; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "dropped_%s", otelprof_drop_reason_name((otelprof_drop_reason)i));
+        bad = set_item(d, k, st.samples_dropped[i]);
+    }
+    for (int i = 0; !bad && i < OPY_WALK__COUNT; i++) bad = set_item(d, walk_names[i], opy_stats_g.walk[i]);
+    if (bad) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* thread_started(name): the calling Python thread begins; returns its tid. The OS thread name
+ * (15 bytes) is set from the Python name so samples carry a useful thread.name. */
+static PyObject *m_thread_started(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *name = NULL;
+    if (!PyArg_ParseTuple(args, "|z", &name)) return NULL;
+    pid_t tid = gettid_();
+    if (name && *name) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%s", name);
+        prctl(PR_SET_NAME, buf, 0, 0, 0);
+    }
+    /* Table first, then the timer: the first signal must find the thread state. */
+    if (opy_threads_put(tid, PyThreadState_Get(), stack_top_of(pthread_self())) == 0 && otelprof_is_running())
+        otelprof_thread_register(tid);
+    return PyLong_FromLong(tid);
+}
+
+static PyObject *m_thread_stopped(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    pid_t tid = gettid_();
+    otelprof_thread_unregister(tid);
+    opy_threads_del(tid);
+    Py_RETURN_NONE;
+}
+
+/* register_thread(native_id, ident): a thread that was already running when profiling started.
+ * Under the GIL the thread cannot delete its state, so the state found here is live. */
+static PyObject *m_register_thread(PyObject *self, PyObject *args) {
+    (void)self;
+    long native_id;
+    unsigned long ident;
+    if (!PyArg_ParseTuple(args, "lk", &native_id, &ident)) return NULL;
+    PyThreadState *me = PyThreadState_Get();
+    PyThreadState *ts = PyInterpreterState_ThreadHead(me->interp);
+    for (; ts; ts = PyThreadState_Next(ts))
+        if ((long)ts->native_thread_id == native_id) break;
+    if (!ts) Py_RETURN_FALSE;
+    uintptr_t hi = ts == me ? stack_top_of(pthread_self()) : stack_top_of((pthread_t)ident);
+    if (opy_threads_put((pid_t)native_id, ts, hi) < 0) Py_RETURN_FALSE;
+    if (otelprof_is_running()) otelprof_thread_register((pid_t)native_id);
+    Py_RETURN_TRUE;
+}
+
+/* ---- span context --------------------------------------------------------------------------- */
+
+/* This thread's published record (ours) and its ids, to skip unchanged republishes. */
+static __thread void *tl_token;
+static __thread uint8_t tl_ids[24];
+
+/* set_span(trace_id: bytes|None, span_id: bytes|None, flags: int): makes this the span of the
+ * calling thread's OTEP 4947 record. Changes are arbitrary (asyncio switches tasks without
+ * nesting), so the old record is detached and the new one attached with SIGPROF blocked: a
+ * sample never sees the gap between the two. */
+static PyObject *m_set_span(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer trace = {0}, span = {0};
+    int flags = 0;
+    if (!PyArg_ParseTuple(args, "z*z*|i", &trace, &span, &flags)) return NULL;
+    int has = trace.buf && span.buf && trace.len == 16 && span.len == 8;
+    uint8_t ids[24] = {0};
+    if (has) {
+        memcpy(ids, trace.buf, 16);
+        memcpy(ids + 16, span.buf, 8);
+    }
+    PyBuffer_Release(&trace);
+    PyBuffer_Release(&span);
+    if ((has && tl_token && memcmp(ids, tl_ids, 24) == 0) || (!has && !tl_token)) Py_RETURN_NONE;
+    sigset_t prof, old;
+    sigemptyset(&prof);
+    sigaddset(&prof, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &prof, &old);
+    if (tl_token) otelprof_ctx_detach(tl_token);
+    tl_token = has ? otelprof_ctx_attach(ids, ids + 16, (uint8_t)flags, NULL, 0) : NULL;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (tl_token) memcpy(tl_ids, ids, 24);
+    OPY_STAT_INC(ctx_published);
+    Py_RETURN_NONE;
+}
+
+/* ---- tests ---------------------------------------------------------------------------------- */
+
+/* _code_line(code, offset): the adapter's own location-table decoder, compared by the tests with
+ * the interpreter's. */
+static PyObject *m_code_line(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *code;
+    int offset;
+    if (!PyArg_ParseTuple(args, "O!i", &PyCode_Type, &code, &offset)) return NULL;
+    return PyLong_FromLong(opy_code_line(code, offset));
+}
+
+/* ---- fork ----------------------------------------------------------------------------------- */
+
+static pid_t fork_tid;
+
+static void at_prepare(void) {
+    fork_tid = gettid_();
+}
+
+/* Only the forking thread survives: keep its table entry under its new tid (the core registers
+ * that tid with a fresh timer in its own child handler). */
+static void at_child(void) {
+    opy_threads_after_fork(fork_tid, gettid_());
+    opy_pinner_after_fork();
+}
+
+/* after_fork_child(): from os.register_at_fork, once the interpreter is usable in the child. */
+static PyObject *m_after_fork_child(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    if (otelprof_is_running() && opy_pinner_start() < 0)
+        PyErr_WarnEx(PyExc_RuntimeWarning, "otelprof: cannot restart the code pinning thread in the child", 1);
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"supported", m_supported, METH_NOARGS, "True when this interpreter version can be profiled."},
+    {"start", m_start, METH_VARARGS, "start(options: dict[str, str]) -> bool"},
+    {"stop", m_stop, METH_NOARGS, "Stops profiling and writes the final profile."},
+    {"flush", m_flush, METH_NOARGS, "Closes and writes the current profile now."},
+    {"is_running", m_is_running, METH_NOARGS, NULL},
+    {"stats", m_stats, METH_NOARGS, "Self-metrics as a dict."},
+    {"thread_started", m_thread_started, METH_VARARGS, "Registers the calling thread."},
+    {"thread_stopped", m_thread_stopped, METH_NOARGS, "Unregisters the calling thread."},
+    {"register_thread", m_register_thread, METH_VARARGS, "register_thread(native_id, ident)"},
+    {"set_span", m_set_span, METH_VARARGS, "set_span(trace_id, span_id, flags=0)"},
+    {"after_fork_child", m_after_fork_child, METH_NOARGS, NULL},
+    {"python_exiting", m_python_exiting, METH_NOARGS, NULL},
+    {"_code_line", m_code_line, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "otelprof._native",
+                                    "otelprof's C core and CPython adapter.", -1, methods,
+                                    NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    static int hooked;
+    if (!hooked) {
+        pthread_atfork(at_prepare, NULL, at_child);
+        hooked = 1;
+    }
+    PyObject *m = PyModule_Create(&moddef);
+    if (!m) return NULL;
+    if (PyModule_AddStringConstant(m, "SUPPORTED_VERSIONS", opy_internals_versions()) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

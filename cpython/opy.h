@@ -1,0 +1,112 @@
+/* CPython adapter: the internal interface between the module glue, the thread table, the code
+ * cache and the one file that knows CPython's private structures (cpython_internals.c).
+ * Names: opy_* (adapter-internal, hidden by -fvisibility=hidden). */
+#ifndef OTELPROF_OPY_H
+#define OTELPROF_OPY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "otelprof/otelprof.h"
+
+/* ---- internals (cpython_internals.c): the only code that reads private structures ---------- */
+
+/* 1 when this build knows the running interpreter's frame layout. Thread-safe, AS-safe. */
+int opy_internals_supported(void);
+/* "3.11" etc: the versions whose internals this build reads. */
+const char *opy_internals_versions(void);
+
+/* One Python frame as captured in signal context: the code object's address (never
+ * dereferenced there) and the byte offset of the last instruction, or -1 when unknown. */
+typedef struct opy_raw_frame {
+    uintptr_t code;
+    int32_t offset;
+} opy_raw_frame;
+
+/* Why a walk stopped early; each reaches stats() through opy_walk_stats. */
+enum {
+    OPY_WALK_OK = 0,
+    OPY_WALK_NO_FRAMES,     /* the thread runs no Python code */
+    OPY_WALK_UNREADABLE,    /* a frame or C frame pointer was not readable memory */
+    OPY_WALK_INCONSISTENT,  /* the chain did not match the C frames (caught mid-push) */
+    OPY_WALK__COUNT
+};
+
+/* SIGNAL CONTEXT, on the thread that owns tstate. Walks the frame chain leaf first into out
+ * (at most max) and returns the number of frames; *why gets an OPY_WALK_* code. stack_hi is the
+ * top of the thread's C stack (0 = unknown). Never dereferences a code object. */
+int opy_walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why);
+
+/* What identifies a code object well enough to tell it from a successor at the same address. */
+typedef struct opy_code_fp {
+    uintptr_t qualname, filename;
+    int32_t firstlineno;
+    int32_t ok; /* the object looked like a code object when read */
+    /* Copies of the ASCII names taken at first sight ("" when not ASCII), so a code object that
+     * dies before it can be pinned still gets a name (the file keeps its tail). */
+    char name[48];
+    char file[80];
+} opy_code_fp;
+
+/* AS-safe: reads the fingerprint and names through opy_safe_read (never faults). */
+void opy_code_fingerprint(uintptr_t code, opy_code_fp *out);
+/* GIL held: 1 when `code` is, now, a live code object with fingerprint fp (checked through safe
+ * reads, so a freed address never faults and a recycled one does not match). */
+int opy_code_validate(uintptr_t code, const opy_code_fp *fp);
+/* No GIL needed, `code` must be kept alive by the caller (pinned): line of the instruction at
+ * byte offset, from the location table; co_firstlineno when offset < 0 or not found. */
+int opy_code_line(void *code, int offset);
+
+/* AS-safe: copies n bytes from src, returning -1 instead of faulting when src is not readable. */
+int opy_safe_read(void *dst, uintptr_t src, size_t n);
+/* Probes whether safe reads work here (a sandbox may forbid process_vm_readv). Not AS-safe. */
+void opy_safe_read_init(void);
+
+/* ---- thread table (pythreads.c): tid -> PyThreadState, read lock-free in signal context ----- */
+typedef struct opy_thread {
+    pid_t tid;       /* 0 = empty, -1 = removed */
+    void *tstate;
+    uintptr_t stack_hi;
+} opy_thread;
+
+/* Thread-safe, not AS-safe. 0 on success, -1 when the table is full (counted). */
+int opy_threads_put(pid_t tid, void *tstate, uintptr_t stack_hi);
+void opy_threads_del(pid_t tid);
+void opy_threads_clear(void);
+/* AS-safe lookup; copies the entry. 0 when found. */
+int opy_threads_get(pid_t tid, opy_thread *out);
+/* Fork child: keep only the forking thread's entry, under its new tid. */
+void opy_threads_after_fork(pid_t old_tid, pid_t new_tid);
+uint64_t opy_threads_count(void);
+
+/* ---- code cache (codecache.c): pins every code object seen, resolves names ------------------ */
+/* SIGNAL CONTEXT: makes sure `code` has a slot (first sight: records its fingerprint). */
+void opy_code_note(uintptr_t code);
+/* GIL held: pins every code object noted since the last call. Returns how many were pinned. */
+int opy_code_pin_pending(void);
+/* 1 when noted code objects wait to be pinned. AS-safe. */
+int opy_code_pending(void);
+/* Exporter thread: names a frame. 0 on success, -1 when the code object is unknown or died
+ * before it could be pinned. Takes the GIL only when the frame's code was not pinned yet. */
+int opy_code_resolve(const otelprof_frame *f, otelprof_symbol *out);
+/* Background pinner thread (runs with the GIL every few ms while codes wait). */
+int opy_pinner_start(void);
+void opy_pinner_stop(void); /* call without holding the GIL */
+/* 1 while the interpreter may be entered from a foreign thread (cleared at exit). */
+extern int opy_python_alive;
+
+/* ---- self-metrics of the adapter (stats() merges them with the core's) ---------------------- */
+typedef struct opy_stats {
+    uint64_t walk[OPY_WALK__COUNT];
+    uint64_t no_thread;        /* signal on a thread without a Python thread state */
+    uint64_t code_cache_full;  /* code object not cached: its frames resolve as [unknown] */
+    uint64_t codes_pinned;
+    uint64_t codes_dead;       /* freed before they could be pinned */
+    uint64_t threads_full;
+    uint64_t ctx_published;    /* span context changes written to the OTEP 4947 record */
+} opy_stats;
+extern opy_stats opy_stats_g;
+#define OPY_STAT_INC(f) __atomic_fetch_add(&opy_stats_g.f, 1, __ATOMIC_RELAXED)
+
+#endif

@@ -1,0 +1,158 @@
+"""CPython adapter: CPU and wall shares, CPU burnt with the GIL released, names/files/lines,
+threads, the OTLP output's conformance, and the packaging and API surface."""
+import re
+import subprocess
+import sys
+
+import pytest
+
+import otelprof
+from pyrun import otlp_samples, run_py, share
+
+
+def measured(run, name):
+    m = re.search(r"measured .*", run.stdout)
+    assert m, run.stdout + run.stderr
+    vals = dict(re.findall(r"(\w+) ([0-9.]+)", m.group(0)))
+    return float(vals[name])
+
+
+def test_cpu_split_70_30(tmp_path):
+    r = run_py(["split_cpu.py", "2100"], tmp_path, env={"OTELPROF_INTERVAL": "10ms"})
+    assert r.rc == 0, r.stderr
+    samples = otlp_samples(r)
+    got, total = share(samples, "heavy_fn", ["heavy_fn", "light_fn"])
+    want = measured(r, "heavy_fn")
+    assert total >= 2000, total
+    assert abs(want - 0.7) < 0.02, want  # the workload itself kept its 70/30 split
+    assert abs(got - want) <= 0.03, (got, want, total)
+    # Function, file and line of the leaf frame reach the profile.
+    folded = r.folded()
+    assert any(s[-2:] == ("heavy_fn", "spin") for s in folded), list(folded)[:5]
+
+
+def test_wall_sleep_share(tmp_path):
+    r = run_py(["split_wall.py", "2100"], tmp_path)
+    assert r.rc == 0, r.stderr
+    samples = otlp_samples(r)
+    got, total = share(samples, "sleepy_fn", ["sleepy_fn", "busy_fn"])
+    want = measured(r, "sleepy_fn")
+    assert total >= 2000, total
+    assert abs(got - want) <= 0.03, (got, want, total)
+
+
+def test_gil_released_cpu_goes_to_the_calling_frame(tmp_path):
+    r = run_py(["hashing.py"], tmp_path, env={"OTELPROF_INTERVAL": "10ms"})
+    assert r.rc == 0, r.stderr
+    cpu = dict(re.findall(r"(\w+_worker) ([0-9.]+)", r.stdout))
+    samples = otlp_samples(r)
+    hashed = sum(v for names, v, _ in samples if "hash_worker" in names)
+    expect = float(cpu["hash_worker"]) / 0.010
+    # Samples x interval estimates the CPU time spent hashing, GIL or not.
+    assert hashed >= 0.85 * expect and hashed <= 1.15 * expect, (hashed, expect)
+
+
+def test_names_files_lines(tmp_path):
+    script = tmp_path / "names.py"
+    script.write_text(
+        "import otelprof, time\n"
+        "class Shape:\n"
+        "    def area(self):\n"
+        "        end = time.thread_time() + 1.0\n"
+        "        while time.thread_time() < end:\n"
+        "            pass\n"
+        "otelprof.start()\n"
+        "Shape().area()\n")
+    r = run_py([str(script)], tmp_path)
+    assert r.rc == 0, r.stderr
+    from otlpcheck import load
+    data = load(r.files("*.otlp.pb")[0])
+    d = data.dictionary
+    st = d.string_table
+    found = {}
+    for loc in d.location_table[1:]:
+        for line in loc.lines:
+            fn = d.function_table[line.function_index]
+            found.setdefault(st[fn.name_strindex], set()).add((st[fn.filename_strindex], fn.start_line, line.line))
+    assert "Shape.area" in found, found.keys()
+    files = {f for f, _, _ in found["Shape.area"]}
+    assert files == {str(script)}
+    assert {s for _, s, _ in found["Shape.area"]} == {3}
+    assert {l for _, _, l in found["Shape.area"]} <= {4, 5, 6} and {l for _, _, l in found["Shape.area"]} & {5, 6}
+
+
+def test_line_decoder_matches_the_interpreter():
+    import dis
+    import inspect
+    from otelprof import _native
+    checked = 0
+    for mod in (subprocess, re, dis, inspect):
+        codes = [mod.__loader__.get_code(mod.__name__)]
+        while codes:
+            co = codes.pop()
+            codes.extend(c for c in co.co_consts if hasattr(c, "co_code"))
+            for start, end, line in co.co_lines():
+                for off in range(start, end, 2):
+                    want = line
+                    got = _native._code_line(co, off)
+                    if want is not None and want > 0:  # 0: artificial (shown as the first line)
+                        assert got == want, (co.co_qualname, off, got, want)
+                        checked += 1
+    assert checked > 10000
+
+
+def test_api_errors_and_stats():
+    with pytest.raises(ValueError, match="mode"):
+        otelprof.start(mode="bogus")
+    with pytest.raises(ValueError, match="interval"):
+        otelprof.start(interval="soon")
+    assert otelprof.is_running() is False
+    assert otelprof.stop() is False
+    st = otelprof.stats()
+    assert "samples_taken" in st and "dropped_ring_full" in st and "walk_inconsistent" in st
+
+
+def test_context_manager_and_disabled(tmp_path):
+    out = tmp_path / "cm"
+    with otelprof.Profiler(output_dir=str(out), formats=["folded"]) as p:
+        assert otelprof.is_running()
+        end = __import__("time").thread_time() + 0.3
+        while __import__("time").thread_time() < end:
+            pass
+        assert p.stats()["samples_taken"] > 0
+    assert not otelprof.is_running()
+    assert list(out.glob("*.folded"))
+    assert otelprof.start(disabled=True) is False
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_launcher(tmp_path, how):
+    script = tmp_path / "prog_launch.py"
+    script.write_text(
+        "import sys, time\n"
+        "def launched_work():\n"
+        "    end = time.thread_time() + 0.5\n"
+        "    while time.thread_time() < end:\n"
+        "        pass\n"
+        "if __name__ == '__main__':\n"
+        "    assert sys.argv[1:] == ['a1', '--flag'], sys.argv\n"
+        "    launched_work()\n")
+    if how == "script":
+        args = ["-m", "otelprof", "run", "--mode", "wall", "--", str(script), "a1", "--flag"]
+        env = None
+    else:
+        args = ["-m", "otelprof", "run", "--service-name", "launched", "-m", "prog_launch", "a1", "--flag"]
+        env = {"PYTHONPATH": str(tmp_path)}
+    r = run_py(args, tmp_path, env=env)
+    assert r.rc == 0, r.stderr
+    assert any("launched_work" in s for s in r.folded()), r.folded()
+    if how == "module":
+        assert r.files("launched-*.folded")
+
+
+def test_launcher_bad_option_runs_unprofiled(tmp_path):
+    script = tmp_path / "p.py"
+    script.write_text("print('ran')\n")
+    r = run_py(["-m", "otelprof", "run", "--mode", "fast", "--", str(script)], tmp_path)
+    assert r.rc == 0 and "ran" in r.stdout
+    assert "OTELPROF_MODE" in r.stderr or "mode" in r.stderr
