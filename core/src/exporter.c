@@ -56,7 +56,8 @@ static void drain_one(const op_slot *s, void *arg) {
 }
 
 static void update_memory_stat(void) {
-    uint64_t bytes = op_g.ring.mem_len + op_agg_bytes(&ex.agg) + op_export_http_queued_bytes();
+    uint64_t bytes = op_g.ring.mem_len + op_agg_bytes(&ex.agg) +
+                     op_symbolizer_bytes(ex.resolver.symbolizer) + op_export_http_queued_bytes();
     __atomic_store_n(&op_stats_g.memory_bytes, bytes, __ATOMIC_RELAXED);
 }
 
@@ -209,7 +210,7 @@ static int init_state(const otelprof_config *cfg, const char *runtime) {
     const char *service = ex.nresource ? ex.resource[0].value : "otelprof";
     op_agg_init(&ex.agg, cfg->mode, (size_t)(cfg->max_memory / 2));
     op_agg_reset(&ex.agg, realtime_ns());
-    if (op_resolver_init(&ex.resolver) < 0) return -1;
+    if (op_resolver_init(&ex.resolver, (size_t)(cfg->max_memory / 8)) < 0) return -1;
     /* With an endpoint, local files are written only when a directory was asked for. */
     if (op_export_http_configured(cfg) && !cfg->output_dir_set) return 0;
     /* A restart in the same process continues the previous run's files (sequence numbers, folded

@@ -17,7 +17,8 @@ typedef struct op_resolver {
     size_t nmaps, maps_cap;
 } op_resolver;
 
-int op_resolver_init(op_resolver *r);
+/* max_symbol_bytes caps the native symbol tables (see op_symbolizer_new). */
+int op_resolver_init(op_resolver *r, size_t max_symbol_bytes);
 void op_resolver_free(op_resolver *r);
 /* Resolves frames[0..n) into syms[0..n) (strings in arena) and collects the mappings they use
  * into maps_out/nmaps_out (arena). Exporter thread; may wait (bounded) for an adapter's safe point. */

@@ -12,9 +12,14 @@ typedef struct op_native_sym {
     const char *name;       /* symbol name, or NULL when no symbol covers pc */
     uint64_t sym_start;     /* runtime address of the symbol */
     const op_mapping *map;  /* executable mapping holding pc, or NULL */
+    int capped;             /* no name because the memory cap left this object's table unread */
 } op_native_sym;
 
-op_symbolizer *op_symbolizer_new(void);
+/* max_bytes caps the symbol tables held (0 = no cap); objects read past it keep their mappings
+ * but get no names. */
+op_symbolizer *op_symbolizer_new(size_t max_bytes);
+/* Bytes held by symbol tables now. */
+size_t op_symbolizer_bytes(const op_symbolizer *s);
 void op_symbolizer_free(op_symbolizer *s);
 /* Re-reads the loaded objects (dl_iterate_phdr); objects already read are kept. Call once per
  * profile close, before lookups. */

@@ -28,9 +28,9 @@ static struct {
     int finished;
 } pending;
 
-int op_resolver_init(op_resolver *r) {
+int op_resolver_init(op_resolver *r, size_t max_symbol_bytes) {
     memset(r, 0, sizeof(*r));
-    r->symbolizer = op_symbolizer_new();
+    r->symbolizer = op_symbolizer_new(max_symbol_bytes);
     op_intern_init(&r->mappings, 0);
     return r->symbolizer ? 0 : -1;
 }
@@ -86,6 +86,7 @@ static void resolve_native(op_resolver *r, const otelprof_frame *f, op_symbol *s
     set_unknown(s, "native");
     s->address = pc;
     if (op_symbolizer_lookup(r->symbolizer, lookup, &ns) < 0) return;
+    if (ns.capped) op_stat_drop(OTELPROF_DROP_SYMBOL_FULL);
     if (ns.map) s->mapping = mapping_index(r, ns.map, a);
     if (ns.name) {
         s->name = ns.name;

@@ -51,6 +51,8 @@ typedef struct elf_image {
     sym_ent *syms;  /* sorted by start, one per start */
     size_t nsyms;
     char *names;
+    size_t bytes;   /* held by syms and names */
+    int capped;     /* names dropped: the symbolizer's memory cap was reached */
     struct elf_image *next;
 } elf_image;
 
@@ -79,6 +81,8 @@ struct op_symbolizer {
     uint64_t generation;
     unsigned long long adds, subs; /* loader counters at the last complete scan */
     int scanned;
+    size_t max_bytes;              /* cap on symbol tables (0 = none) */
+    size_t bytes;                  /* held by all images' symbol tables */
 };
 
 /* ---- what dl_iterate_phdr reports, copied out so files are read without the loader lock -- */
@@ -328,6 +332,7 @@ static size_t read_symbols(elf_image *img, const src *s, const Elf64_Shdr *sh, u
         at += l;
     }
     img->nsyms = kept = uniq;
+    img->bytes = uniq * sizeof(sym_ent) + bytes;
 out:
     free(syms);
     free(str);
@@ -439,6 +444,17 @@ static elf_image *image_for(op_symbolizer *s, const seen_obj *o) {
         }
         if (fd >= 0) close(fd);
     }
+    if (s->max_bytes && s->bytes + im->bytes > s->max_bytes) {
+        /* Over the cap: keep the mapping (addresses, build id) but not the names. */
+        free(im->syms);
+        free(im->names);
+        im->syms = NULL;
+        im->names = NULL;
+        im->nsyms = 0;
+        im->bytes = 0;
+        im->capped = 1;
+    }
+    s->bytes += im->bytes;
     im->next = s->images;
     s->images = im;
     return im;
@@ -536,7 +552,15 @@ static void rebuild_index(op_symbolizer *s) {
     s->nindex = n;
 }
 
-op_symbolizer *op_symbolizer_new(void) { return calloc(1, sizeof(op_symbolizer)); }
+op_symbolizer *op_symbolizer_new(size_t max_bytes) {
+    op_symbolizer *s = calloc(1, sizeof(op_symbolizer));
+    if (s) s->max_bytes = max_bytes;
+    return s;
+}
+
+size_t op_symbolizer_bytes(const op_symbolizer *s) {
+    return s ? s->bytes : 0;
+}
 
 void op_symbolizer_free(op_symbolizer *s) {
     if (!s) return;
@@ -613,6 +637,7 @@ int op_symbolizer_lookup(op_symbolizer *s, uint64_t pc, op_native_sym *out) {
     out->name = NULL;
     out->sym_start = 0;
     out->map = NULL;
+    out->capped = 0;
     if (!s || s->nindex == 0) return -1;
     size_t lo = 0, hi = s->nindex; /* first range with start > pc */
     while (lo < hi) {
@@ -624,6 +649,7 @@ int op_symbolizer_lookup(op_symbolizer *s, uint64_t pc, op_native_sym *out) {
     const range *r = &s->index[lo - 1];
     out->map = r->map;
     const elf_image *im = r->obj->img;
+    out->capped = im->capped;
     if (im->nsyms && pc >= r->obj->bias) {
         const sym_ent *e = find_symbol(im, pc - r->obj->bias);
         if (e) {

@@ -57,7 +57,7 @@ static void dump(op_symbolizer *s, const otelprof_frame *f, int n) {
 /* ---- symbolisation ---------------------------------------------------------------------- */
 
 static void test_symbols(void) {
-    op_symbolizer *s = op_symbolizer_new();
+    op_symbolizer *s = op_symbolizer_new(0);
     CHECK(s != NULL);
     if (!s) return;
     op_native_sym ns;
@@ -301,7 +301,7 @@ int main(void) {
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&sa.sa_mask);
     CHECK(sigaction(SIGPROF, &sa, NULL) == 0);
-    op_symbolizer *s = op_symbolizer_new();
+    op_symbolizer *s = op_symbolizer_new(0);
     CHECK(s != NULL);
     if (s) {
         op_symbolizer_refresh(s);

@@ -193,7 +193,7 @@ typedef enum otelprof_drop_reason {
     OTELPROF_DROP_WALK_FAILED,    /* adapter walk returned <0 or nothing */
     OTELPROF_DROP_TRUNCATED,      /* stack longer than max_depth: kept, cut, counted here */
     OTELPROF_DROP_AGG_FULL,       /* aggregation table at its memory cap */
-    OTELPROF_DROP_SYMBOL_FULL,    /* symbol table at its memory cap: shown as [unknown] */
+    OTELPROF_DROP_SYMBOL_FULL,    /* frame left unnamed: symbol tables at their memory cap */
     OTELPROF_DROP_THREADS_FULL,   /* thread table full: thread not sampled */
     OTELPROF_DROP_TIMER_FAILED,   /* per-thread timer could not be created */
     OTELPROF_DROP_UNRESOLVED,     /* adapter frame never resolved */
