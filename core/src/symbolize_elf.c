@@ -53,6 +53,11 @@ typedef struct elf_image {
     char *names;
     size_t bytes;   /* held by syms and names */
     int capped;     /* names dropped: the symbolizer's memory cap was reached */
+    int loaded;     /* symbols read: done on the first lookup that lands in this object, so
+                       objects no sample touches are never opened */
+    char *open_path;                /* what to open (the main program: /proc/self/exe) */
+    int is_vdso;
+    uint64_t vdso_image, vdso_size; /* in-memory ELF image of the vdso */
     struct elf_image *next;
 } elf_image;
 
@@ -411,36 +416,21 @@ static char *object_path(const seen_obj *o, const char **open_path) {
     return p;
 }
 
-static elf_image *image_for(op_symbolizer *s, const seen_obj *o) {
-    const char *open_path = NULL;
-    char *path = object_path(o, &open_path);
-    if (!path) return NULL;
-    const char *bid = o->build_id[0] ? o->build_id : NULL;
-    for (elf_image *im = s->images; im; im = im->next) {
-        if (strcmp(im->path, path) == 0 && same_str(im->build_id, bid)) {
-            free(path);
-            return im;
-        }
-    }
-    elf_image *im = calloc(1, sizeof *im);
-    if (!im || (bid && !(im->build_id = strdup(bid)))) {
-        free(im);
-        free(path);
-        return NULL;
-    }
-    im->path = path;
-    if (o->is_vdso) {
-        if (o->vdso_image && o->vdso_size) {
-            src m = {-1, (const uint8_t *)(uintptr_t)o->vdso_image, o->vdso_size};
+/* Reads im's symbols now (first lookup in it), under the memory cap. */
+static void load_image(op_symbolizer *s, elf_image *im) {
+    im->loaded = 1;
+    if (im->is_vdso) {
+        if (im->vdso_image && im->vdso_size) {
+            src m = {-1, (const uint8_t *)(uintptr_t)im->vdso_image, im->vdso_size};
             read_image(im, &m, NULL);
         }
-    } else {
+    } else if (im->open_path) {
         /* O_NONBLOCK: a name that is now a FIFO must not hang the exporter. */
-        int fd = open(open_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        int fd = open(im->open_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         struct stat st;
         if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
             src f = {fd, NULL, (uint64_t)st.st_size};
-            read_image(im, &f, bid);
+            read_image(im, &f, im->build_id);
         }
         if (fd >= 0) close(fd);
     }
@@ -455,6 +445,31 @@ static elf_image *image_for(op_symbolizer *s, const seen_obj *o) {
         im->capped = 1;
     }
     s->bytes += im->bytes;
+}
+
+static elf_image *image_for(op_symbolizer *s, const seen_obj *o) {
+    const char *open_path = NULL;
+    char *path = object_path(o, &open_path);
+    if (!path) return NULL;
+    const char *bid = o->build_id[0] ? o->build_id : NULL;
+    for (elf_image *im = s->images; im; im = im->next) {
+        if (strcmp(im->path, path) == 0 && same_str(im->build_id, bid)) {
+            free(path);
+            return im;
+        }
+    }
+    elf_image *im = calloc(1, sizeof *im);
+    if (!im || (bid && !(im->build_id = strdup(bid))) ||
+        (open_path && !(im->open_path = strdup(open_path)))) {
+        if (im) free(im->build_id);
+        free(im);
+        free(path);
+        return NULL;
+    }
+    im->path = path;
+    im->is_vdso = o->is_vdso;
+    im->vdso_image = o->vdso_image;
+    im->vdso_size = o->vdso_size;
     im->next = s->images;
     s->images = im;
     return im;
@@ -572,6 +587,7 @@ void op_symbolizer_free(op_symbolizer *s) {
     for (elf_image *im = s->images, *nx; im; im = nx) {
         nx = im->next;
         free(im->path);
+        free(im->open_path);
         free(im->build_id);
         free(im->syms);
         free(im->names);
@@ -648,7 +664,8 @@ int op_symbolizer_lookup(op_symbolizer *s, uint64_t pc, op_native_sym *out) {
     if (lo == 0 || pc >= s->index[lo - 1].limit) return -1;
     const range *r = &s->index[lo - 1];
     out->map = r->map;
-    const elf_image *im = r->obj->img;
+    elf_image *im = r->obj->img;
+    if (!im->loaded) load_image(s, im);
     out->capped = im->capped;
     if (im->nsyms && pc >= r->obj->bias) {
         const sym_ent *e = find_symbol(im, pc - r->obj->bias);
