@@ -28,19 +28,20 @@ def parse_folded(path_glob, name_of=lambda f: f):
     return stacks
 
 
-def pprof_traces(binary, profile):
+def pprof_traces(binary, profile, sample_index=None):
     """{stack root..leaf: samples} from `go tool pprof -traces` (any pprof or gperftools file)."""
-    args = [GO, "tool", "pprof", "-traces"] + ([binary] if binary else []) + [profile]
+    args = [GO, "tool", "pprof", "-traces"] + ([f"-sample_index={sample_index}"] if sample_index else [])
+    args += ([binary] if binary else []) + [profile]
     out = subprocess.run(args, capture_output=True, text=True, timeout=600).stdout
     stacks, period = {}, None
     for block in out.split("-----------+-------------------------------------------------------"):
         lines = [l for l in block.splitlines() if l.strip()]
-        if not lines:
+        # Label lines ("thread id: ...") may precede the line that carries the value and leaf.
+        at = next((i for i, l in enumerate(lines) if re.match(r"\s*[\d.]+(ns|us|µs|ms|s)?\s+\S", l)), None)
+        if at is None:
             continue
-        m = re.match(r"\s*(\S+)\s+(.*)$", lines[0])
-        if not m or not re.match(r"[\d.]+\w*$", m.group(1)):
-            continue
-        frames = [m.group(2).strip()] + [l.strip() for l in lines[1:]]
+        m = re.match(r"\s*(\S+)\s+(.*)$", lines[at])
+        frames = [m.group(2).strip()] + [l.strip() for l in lines[at + 1:]]
         stacks[tuple(reversed(frames))] = stacks.get(tuple(reversed(frames)), 0) + _to_samples(m.group(1))
     return stacks
 
@@ -205,10 +206,90 @@ def _start_sink():
     return srv
 
 
-def _pprof_from_bodies(workdir):
-    """Extracts gzip'd pprof payloads from uploads (raw or multipart) and reads them with pprof."""
+def _multipart_parts(body):
+    """(name, payload) of each part of a multipart/form-data body."""
+    for m in re.finditer(rb'name="([^"]+)"[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n', body):
+        start = m.end()
+        end = body.find(b"\r\n--", start)
+        yield m.group(1).decode(errors="replace"), body[start:end if end >= 0 else len(body)]
+
+
+def _pb_fields(buf):
+    """(field number, wire type, value) of one protobuf message; LEN values as bytes."""
+    i, n = 0, len(buf)
+
+    def varint():
+        nonlocal i
+        v = s = 0
+        while i < n:
+            b = buf[i]
+            i += 1
+            v |= (b & 0x7F) << s
+            s += 7
+            if b < 0x80:
+                return v
+        raise ValueError("truncated varint")
+    while i < n:
+        key = varint()
+        f, wt = key >> 3, key & 7
+        if wt == 0:
+            yield f, wt, varint()
+        elif wt == 2:
+            ln = varint()
+            yield f, wt, buf[i:i + ln]
+            i += ln
+        elif wt == 1:
+            i += 8
+        elif wt == 5:
+            i += 4
+        else:
+            raise ValueError("unknown wire type")
+
+
+def _pyroscope_push_profiles(body):
+    """raw_profile bytes of a Pyroscope PushRequest {series=1 {samples=2 {raw_profile=1}}}."""
+    out = []
+    try:
+        for f, wt, series in _pb_fields(body):
+            if f != 1 or wt != 2:
+                continue
+            for f2, wt2, sample in _pb_fields(series):
+                if f2 != 2 or wt2 != 2:
+                    continue
+                for f3, wt3, raw in _pb_fields(sample):
+                    if f3 == 1 and wt3 == 2:
+                        out.append(raw)
+    except ValueError:
+        pass
+    return out
+
+
+def _pprof_from_bodies(workdir, sample_index=None):
+    """Reads the pprof payloads of the uploads (gzip'd, zstd'd or plain; raw or multipart)."""
     stacks = {}
+    n = 0
+    for _path, _ctype, body in _Sink.bodies:
+        for name, part in _multipart_parts(body):
+            if not name.endswith(".pprof"):
+                continue
+            if part[:4] == b"\x28\xb5\x2f\xfd":
+                import zstandard
+                part = zstandard.ZstdDecompressor().decompressobj().decompress(part)
+            p = os.path.join(workdir, f"upload{n}.pprof")
+            n += 1
+            open(p, "wb").write(part)
+            for s, c in pprof_traces(None, p, sample_index).items():
+                key = tuple(_python_frame_name(f) for f in s)
+                stacks[key] = stacks.get(key, 0) + c
+    if stacks:
+        return stacks
     for i, (_path, _ctype, body) in enumerate(_Sink.bodies):
+        if body[:3] == b"\x1f\x8b\x08":
+            # A compressed request (e.g. a protobuf push) whose fields hold gzip'd pprof.
+            try:
+                body = gzip.decompress(body)
+            except Exception:
+                pass
         for j, start in enumerate(m.start() for m in re.finditer(b"\x1f\x8b\x08", body)):
             blob = body[start:]
             try:
@@ -254,7 +335,17 @@ class Pyroscope(Profiler):
                     key = tuple(_python_frame_name(f) for f in stack.split(";"))
                     stacks[key] = stacks.get(key, 0) + int(n)
         if not stacks:
-            stacks = _pprof_from_bodies(m.workdir)
+            n = 0
+            for _path, _ctype, body in _Sink.bodies:
+                if body[:3] == b"\x1f\x8b\x08":
+                    body = gzip.decompress(body)
+                for raw in _pyroscope_push_profiles(body):
+                    p = os.path.join(m.workdir, f"push{n}.pprof")
+                    n += 1
+                    open(p, "wb").write(raw)
+                    for s, c in pprof_traces(None, p).items():
+                        key = tuple(_python_frame_name(f) for f in s)
+                        stacks[key] = stacks.get(key, 0) + c
         note = f"{len(_Sink.bodies)} uploads; signal path n/a"
         return {"stacks": stacks, "samples": sum(stacks.values()) or None, "note": note}
 
@@ -265,7 +356,7 @@ class Ddtrace(Profiler):
     rate = "default"
 
     def unavailable(self):
-        return _pip_tool("ddtrace", "ddtrace==4.16.0")
+        return _pip_tool("ddtrace", "ddtrace==4.16.0") or _pip_tool("zstandard", "zstandard")
 
     def env(self, workdir, workload):
         self.srv = _start_sink()
@@ -280,8 +371,8 @@ class Ddtrace(Profiler):
 
     def analyse(self, m, workload):
         self.srv.shutdown()
-        stacks = _pprof_from_bodies(m.workdir)
-        return {"stacks": stacks, "samples": None,
+        stacks = _pprof_from_bodies(m.workdir, "cpu-samples")
+        return {"stacks": stacks, "samples": sum(stacks.values()) or None,
                 "note": f"{len(_Sink.bodies)} uploads; its rate is adaptive, not settable to 100 Hz"}
 
 

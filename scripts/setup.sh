@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PKGS=(build-essential cmake ninja-build pkg-config protobuf-c-compiler libprotobuf-c-dev
-          libunwind-dev libcurl4-openssl-dev zlib1g-dev python3 python3-pip chromium)
+          libunwind-dev libcurl4-openssl-dev zlib1g-dev python3 python3-pip chromium
+          libgoogle-perftools-dev)   # the last: gperftools, a peer measured by bench/run
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -25,3 +26,19 @@ if ! "$PY" -c 'import pytest, opentelemetry.proto.profiles.v1development.profile
   echo "setup: installing Python test requirements"
   "$PY" -m pip install -q -r tests/requirements.txt
 fi
+
+# The OpenTelemetry Collector the export tests send to, built once from Go modules and cached
+# under ~/.cache/otelprof (several minutes the first time).
+# A failure here only affects those tests (they then fail under CI=true), so it does not stop setup.
+PATH="$PATH:/usr/local/go/bin" bash scripts/collector.sh >/dev/null ||
+  echo "setup: the OpenTelemetry Collector did not build; tests/collector will fail or skip" >&2
+
+# CPython adapter: its test dependencies, then the package itself (pip install . builds the
+# extension otelprof._native from core/ and cpython/).
+if ! "$PY" -c 'import opentelemetry.sdk.trace, gunicorn' 2>/dev/null; then
+  echo "setup: installing Python test requirements (OpenTelemetry SDK, gunicorn)"
+  "$PY" -m pip install -q -r tests/requirements.txt
+fi
+echo "setup: pip install . (otelprof for $("$PY" -c 'import sys; print(sys.version.split()[0])'))"
+PIP_ROOT_USER_ACTION=ignore "$PY" -m pip install -q .
+"$PY" -c 'import otelprof'

@@ -13,5 +13,8 @@ echo "== unit tests under ASan/UBSan (ctest)"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure
 
+echo "== benchmark harness, quick mode (figures not asserted; fails only if the harness breaks)"
+python3 bench/run all --quick
+
 echo "== integration tests (pytest)"
 python3 -m pytest -q tests "$@"
