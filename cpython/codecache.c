@@ -37,6 +37,15 @@ static uint32_t hash_code(uintptr_t p) {
     return (uint32_t)(x >> 40) & (SLOTS - 1);
 }
 
+static code_slot *find(uintptr_t code);
+
+/* SIGNAL CONTEXT: CLAIMED -> NEW, unless the code object died meanwhile (see code_dealloc). */
+static void publish_new(code_slot *s) {
+    uint32_t claimed = ST_CLAIMED;
+    if (__atomic_compare_exchange_n(&s->state, &claimed, ST_NEW, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        __atomic_fetch_add(&pending, 1, __ATOMIC_RELAXED);
+}
+
 /* SIGNAL CONTEXT. */
 void opy_code_note(uintptr_t code) {
     uint32_t h = hash_code(code);
@@ -51,19 +60,18 @@ void opy_code_note(uintptr_t code) {
                 __atomic_compare_exchange_n(&s->state, &dead, ST_CLAIMED, 0, __ATOMIC_ACQ_REL,
                                             __ATOMIC_RELAXED)) {
                 opy_code_fingerprint(code, &s->fp);
-                __atomic_store_n(&s->state, ST_NEW, __ATOMIC_RELEASE);
-                __atomic_fetch_add(&pending, 1, __ATOMIC_RELAXED);
+                publish_new(s);
             }
             return;
         }
         if (c == 0) {
             uintptr_t zero = 0;
             if (__atomic_compare_exchange_n(&s->code, &zero, code, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                __atomic_store_n(&s->state, ST_CLAIMED, __ATOMIC_RELEASE);
                 /* The code object is alive now (a frame of this thread holds it): remember what it
                  * looks like, so the pinner can tell it from a successor at the same address. */
                 opy_code_fingerprint(code, &s->fp);
-                __atomic_store_n(&s->state, ST_NEW, __ATOMIC_RELEASE);
-                __atomic_fetch_add(&pending, 1, __ATOMIC_RELAXED);
+                publish_new(s);
                 return;
             }
             if (zero == code) return; /* another handler claimed it for the same code */
@@ -125,6 +133,31 @@ static code_slot *find(uintptr_t code) {
         if (c == 0) return NULL;
     }
     return NULL;
+}
+
+/* Code objects have no watchers before 3.12, so the cache learns of deaths from the type's
+ * deallocator: a code object noted but not yet pinned is marked dead before its memory is freed,
+ * and the pinner never touches it. (Pinned ones cannot die: we hold a reference.) Runs with the
+ * GIL, so it never races the pinner; it races only handlers on GIL-free threads, through CAS. */
+static destructor orig_code_dealloc;
+
+static void code_dealloc(PyObject *co) {
+    code_slot *s = find((uintptr_t)co);
+    if (s) {
+        uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        while ((st == ST_NEW || st == ST_CLAIMED) &&
+               !__atomic_compare_exchange_n(&s->state, &st, ST_DEAD, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {}
+        if (st == ST_NEW || st == ST_CLAIMED) OPY_STAT_INC(codes_dead);
+    }
+    orig_code_dealloc(co);
+}
+
+void opy_code_watch(void) {
+    /* Installed once, never removed: the module is never unloaded (-z nodelete). */
+    if (!orig_code_dealloc) {
+        orig_code_dealloc = PyCode_Type.tp_dealloc;
+        PyCode_Type.tp_dealloc = code_dealloc;
+    }
 }
 
 /* Takes the GIL from a thread Python does not know, unless the interpreter is going away (a

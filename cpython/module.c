@@ -111,6 +111,7 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
         return raise_core(rc, err);
     }
     opy_safe_read_init();
+    opy_code_watch();
     opy_threads_clear();
     otelprof_adapter ad;
     memset(&ad, 0, sizeof ad);
@@ -220,7 +221,7 @@ static PyObject *m_thread_started(PyObject *self, PyObject *args) {
     const char *name = NULL;
     if (!PyArg_ParseTuple(args, "|z", &name)) return NULL;
     pid_t tid = gettid_();
-    if (name && *name) {
+    if (name && *name && otelprof_is_running()) {
         char buf[16];
         snprintf(buf, sizeof buf, "%s", name);
         prctl(PR_SET_NAME, buf, 0, 0, 0);

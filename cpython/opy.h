@@ -90,6 +90,8 @@ int opy_code_pending(void);
 /* Exporter thread: names a frame. 0 on success, -1 when the code object is unknown or died
  * before it could be pinned. Takes the GIL only when the frame's code was not pinned yet. */
 int opy_code_resolve(const otelprof_frame *f, otelprof_symbol *out);
+/* GIL held: learn of code object deaths (before 3.12 through PyCode_Type's deallocator). */
+void opy_code_watch(void);
 /* Background pinner thread (runs with the GIL every few ms while codes wait). */
 int opy_pinner_start(void);
 void opy_pinner_stop(void); /* call without holding the GIL */

@@ -15,6 +15,11 @@ echo "== native example, wall clock"
 OTEL_SERVICE_NAME=demo-native-wall OTELPROF_MODE=wall OTELPROF_OUTPUT_DIR="$out" \
   LD_PRELOAD="$PWD/build/lib/libotelprof.so" build/bin/demo_service 4
 
+echo "== Python example, CPU (examples/python/service.py: OpenTelemetry SDK, threads, asyncio)"
+OTELPROF_OUTPUT_DIR="$out" python3 -m otelprof run --service-name demo-python-cpu -- examples/python/service.py 4
+echo "== Python example, wall clock"
+OTELPROF_OUTPUT_DIR="$out" python3 -m otelprof run --mode wall --service-name demo-python-wall -- examples/python/service.py 4
+
 echo
 echo "Flame graphs (open in a browser):"
 ls -1 "$out"/*.html

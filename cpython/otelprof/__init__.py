@@ -41,6 +41,10 @@ def _text(key, value):
 
 def _register_existing_threads():
     for t in threading.enumerate():
+        # A foreign thread seen through threading (_DummyThread) never runs Thread._delete, so its
+        # end would go unnoticed: it is not sampled.
+        if isinstance(t, threading._DummyThread):
+            continue
         native_id = getattr(t, "native_id", None)
         if native_id is not None and t.ident is not None:
             _native.register_thread(native_id, t.ident)

@@ -55,6 +55,8 @@ while otelprof.stats()["samples_taken"] < TARGET:
 done.set()
 for t in threads:
     t.join()
+samples = otelprof.stats()["samples_taken"]
 otelprof.stop()
+print("samples %d" % samples)
 total = spent["heavy_fn"] + spent["light_fn"]
 print("measured heavy_fn %.4f light_fn %.4f" % (spent["heavy_fn"] / total, spent["light_fn"] / total))

@@ -49,6 +49,8 @@ while otelprof.stats()["samples_taken"] < TARGET:
 done.set()
 for t in threads:
     t.join()
+samples = otelprof.stats()["samples_taken"]
 otelprof.stop()
+print("samples %d" % samples)
 total = spent["sleepy_fn"] + spent["busy_fn"]
 print("measured sleepy_fn %.4f busy_fn %.4f" % (spent["sleepy_fn"] / total, spent["busy_fn"] / total))
