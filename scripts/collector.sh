@@ -16,6 +16,18 @@ if [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1; then
   exit 0
 fi
 command -v go >/dev/null || { echo "collector: Go is not installed (run scripts/setup.sh)" >&2; exit 1; }
+# The Collector needs Go >= 1.25. Go 1.21+ fetches a newer toolchain itself, as a module from
+# the Go module proxy, when GOTOOLCHAIN names one; older Go cannot.
+gov=$(go env GOVERSION | sed 's/^go//')
+gominor=$(echo "$gov" | cut -d. -f2)
+if [ "$(echo "$gov" | cut -d. -f1)" = 1 ] && [ "$gominor" -lt 25 ]; then
+  if [ "$gominor" -ge 21 ]; then
+    export GOTOOLCHAIN=go1.25.0
+  else
+    echo "collector: Go $gov is too old to build the Collector (needs 1.25; install it under /usr/local/go)" >&2
+    exit 1
+  fi
+fi
 mkdir -p "$DIR"
 if [ ! -x "$DIR/builder" ]; then
   echo "collector: installing the Collector Builder v$VERSION" >&2

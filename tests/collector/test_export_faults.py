@@ -33,6 +33,8 @@ def check_unaffected(r, tmp_path):
     by timed_against_baseline)."""
     assert r.rc == 0, r.stderr[-3000:]
     assert "done" in r.stdout
+    print(f"own work (profiled, unprofiled) s: {getattr(r, 'timing', None)}; exit after work "
+          f"{r.total_s - r.work_s:.3f}s; peak RSS {r.maxrss_kb} KiB")
     for line in r.stderr.splitlines():
         if "otelprof: debug: stats:" in line:
             st = dict(kv.split("=") for kv in line.split("stats:")[1].split())
