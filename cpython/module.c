@@ -324,6 +324,8 @@ static void at_child(void) {
 /* after_fork_child(): from os.register_at_fork, once the interpreter is usable in the child. */
 static PyObject *m_after_fork_child(PyObject *self, PyObject *unused) {
     (void)self, (void)unused;
+    /* The core's own restart waits for this point too: fork() has returned, threads may start. */
+    otelprof_after_fork();
     if (otelprof_is_running() && opy_pinner_start() < 0)
         PyErr_WarnEx(PyExc_RuntimeWarning, "otelprof: cannot restart the code pinning thread in the child", 1);
     if (PyErr_Occurred()) return NULL;

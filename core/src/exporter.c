@@ -44,6 +44,10 @@ static struct {
 } ex = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static op_output *kept_output; /* the stopped run's outputs, reused by the next start */
+/* Held by the exporter thread while it drains and closes, and by fork() around the copy, so a
+ * fork child inherits consistent tables it can free (the wait is one drain or one close). */
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
+static int fork_locked;
 
 static uint64_t realtime_ns(void) {
     struct timespec ts;
@@ -160,6 +164,7 @@ static void *exporter_main(void *arg) {
         uint64_t want = ex.flush_req;
         pthread_mutex_unlock(&ex.lock);
 
+        pthread_mutex_lock(&work_lock);
         op_ring_drain(&op_g.ring, drain_one, &ex.agg);
         clock_gettime(CLOCK_MONOTONIC, &now);
         int due = !before(&now, &next_close);
@@ -171,6 +176,7 @@ static void *exporter_main(void *arg) {
         } else {
             update_memory_stat();
         }
+        pthread_mutex_unlock(&work_lock);
         pthread_mutex_lock(&ex.lock);
         ex.flush_done = want;
         pthread_cond_broadcast(&ex.cond);
@@ -314,31 +320,42 @@ int op_exporter_flush(int timeout_ms) {
     return rc;
 }
 
+void op_exporter_fork_prepare(void) {
+    fork_locked = ex.started;
+    if (fork_locked) pthread_mutex_lock(&work_lock);
+}
+
+void op_exporter_fork_parent(void) {
+    if (fork_locked) pthread_mutex_unlock(&work_lock);
+    fork_locked = 0;
+}
+
 void op_exporter_reset_after_fork(void) {
     pthread_mutex_t fresh_lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
     memcpy(&ex.lock, &fresh_lock, sizeof fresh_lock);
     memcpy(&ex.cond, &fresh_cond, sizeof fresh_cond);
+    memcpy(&work_lock, &fresh_lock, sizeof fresh_lock);
     op_resolve_after_fork();
-    ex.started = 0;
-    /* The parent's outputs hold its sequence and totals: the child starts its own. */
+    /* fork() waited for the exporter to finish its drain or close, so the parent's tables are
+     * consistent here: free them. The parent's outputs hold its sequence numbers and totals; the
+     * child starts its own. */
+    if (ex.started) {
+        op_agg_free(&ex.agg);
+        op_resolver_free(&ex.resolver);
+        op_output_free(ex.output);
+        ex.output = NULL;
+        op_resource_free(ex.resource, ex.nresource);
+        ex.resource = NULL;
+        ex.nresource = 0;
+    }
+    op_output_free(kept_output);
     kept_output = NULL;
+    ex.started = 0;
+    fork_locked = 0;
 }
 
 void op_exporter_after_fork(void) {
-    /* The parent's exporter may have been mid-update: its tables are abandoned (a bounded,
-     * one-time leak per fork) rather than freed in an unknown state. */
-    pthread_mutex_t fresh_lock = PTHREAD_MUTEX_INITIALIZER;
-    pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
-    memcpy(&ex.lock, &fresh_lock, sizeof fresh_lock);
-    memcpy(&ex.cond, &fresh_cond, sizeof fresh_cond);
-    op_resolve_after_fork();
-    ex.started = 0;
-    memset(&ex.agg, 0, sizeof ex.agg);
-    memset(&ex.resolver, 0, sizeof ex.resolver);
-    ex.output = NULL;
-    ex.resource = NULL;
-    ex.nresource = 0;
     op_export_http_after_fork();
     if (init_state(ex.cfg, ex_runtime) < 0 || spawn() < 0)
         op_log_error("profiling stopped in fork child %d: cannot restart the exporter", (int)getpid());

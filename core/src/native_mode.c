@@ -14,6 +14,7 @@
 #include "otelprof/otelprof.h"
 
 typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+typedef pid_t (*fork_fn)(void);
 
 static int native_active;
 
@@ -58,7 +59,27 @@ static void unregister_self(void *unused) {
     otelprof_thread_unregister(otelprof_gettid());
 }
 
-static void *trampoline(void *p) {
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+/* Under ASan its pthread_create interceptor calls through this wrapper, so the trampoline runs
+ * before ASan's own thread start has cleared the new stack's shadow. In a fork child that stack
+ * can be a reused one still carrying a dead parent thread's poison: clear it first. */
+__attribute__((no_sanitize_address)) static void clear_stale_stack_shadow(void) {
+    pthread_attr_t a;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &a) != 0) return;
+    if (pthread_attr_getstack(&a, &addr, &size) == 0) __asan_unpoison_memory_region(addr, size);
+    pthread_attr_destroy(&a);
+}
+#define SANITIZER_NO_ADDRESS __attribute__((no_sanitize_address))
+#else
+static void clear_stale_stack_shadow(void) {}
+#define SANITIZER_NO_ADDRESS
+#endif
+
+SANITIZER_NO_ADDRESS static void *trampoline(void *p) {
+    clear_stale_stack_shadow();
     trampoline_arg t = *(trampoline_arg *)p;
     free(p);
     /* A thread born with SIGPROF blocked (the profiler's own threads, or the host's choice) is
@@ -89,4 +110,19 @@ OTELPROF_API int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
     int rc = fn(thread, attr, trampoline, t);
     if (rc) free(t);
     return rc;
+}
+
+/* fork() is interposed so the child restarts profiling once fork() has returned: the core's
+ * pthread_atfork handler only resets state, since threads must not be created inside fork().
+ * Forks made inside libc itself (daemon(3)) are not seen; such children are not profiled. */
+OTELPROF_API pid_t fork(void) {
+    static fork_fn real;
+    fork_fn fn = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
+    if (!fn) {
+        fn = (fork_fn)dlsym(RTLD_NEXT, "fork");
+        __atomic_store_n(&real, fn, __ATOMIC_RELEASE);
+    }
+    pid_t pid = fn();
+    if (pid == 0) otelprof_after_fork();
+    return pid;
 }

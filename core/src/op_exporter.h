@@ -11,6 +11,9 @@ int op_exporter_start(const otelprof_config *cfg, const char *runtime);
 void op_exporter_stop(void);
 /* Asks for a close now and waits until it is written (at most timeout_ms). 0, or -1 on timeout. */
 int op_exporter_flush(int timeout_ms);
+/* Around fork(), under the profiler lock: wait for the exporter's current drain or close. */
+void op_exporter_fork_prepare(void);
+void op_exporter_fork_parent(void);
 /* Fork child, always first: re-initialises the locks and forgets the parent's kept outputs. */
 void op_exporter_reset_after_fork(void);
 /* Fork child: the thread is gone and its lock may be held; forget all state without freeing

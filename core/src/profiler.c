@@ -45,9 +45,12 @@ static void atexit_stop(void) {
  * process-wide lock during a walk, and a child that inherits it locked would hang on its first
  * sample. */
 static int fork_quiet;
+/* Set in the fork child until otelprof_after_fork() has restarted the engine and exporter. */
+static int restart_pending;
 
 static void fork_prepare(void) {
     pthread_mutex_lock(&op_g.lock);
+    op_exporter_fork_prepare();
     __atomic_store_n(&op_g.paused, 1, __ATOMIC_SEQ_CST);
     fork_quiet = 0;
     for (int i = 0; i < 500; i++) {
@@ -61,6 +64,7 @@ static void fork_prepare(void) {
 }
 
 static void fork_parent(void) {
+    op_exporter_fork_parent();
     __atomic_store_n(&op_g.paused, 0, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&op_g.lock);
 }
@@ -72,6 +76,7 @@ static void fork_child(void) {
     memcpy(&op_g.lock, &fresh, sizeof fresh);
     /* Every lock another thread may have held is re-initialised, profiling or not, so that a later
      * otelprof_start in the child cannot deadlock. */
+    restart_pending = 0;
     op_threads_forget_all();
     op_exporter_reset_after_fork();
     /* Published contexts belong to the parent: republish with the child's pid, profiling or not. */
@@ -87,11 +92,28 @@ static void fork_child(void) {
     }
     op_ring_reset(&op_g.ring);
     if (op_g.engine == &op_engine_wall) op_engine_wall_after_fork();
-    if (op_g.engine->start(op_g.cfg) < 0)
-        op_log_error("fork child %d: cannot restart the %s engine: %s", (int)getpid(), op_g.engine->name,
-                     strerror(errno));
+    /* Threads are not started from inside fork(): the restart completes in otelprof_after_fork(),
+     * once fork() has returned (native mode's fork wrapper, an adapter's after-fork hook). */
+    restart_pending = 1;
+}
+
+otelprof_error otelprof_after_fork(void) {
+    pthread_mutex_lock(&op_g.lock);
+    otelprof_error rc = OTELPROF_OK;
+    if (!restart_pending || !otelprof_is_running()) goto out;
+    restart_pending = 0;
+    if (op_g.engine->start(op_g.cfg) < 0) {
+        op_log_error("fork child %d: cannot restart the %s engine: %s; profiling is off", (int)getpid(),
+                     op_g.engine->name, strerror(errno));
+        __atomic_store_n(&op_g.running, 0, __ATOMIC_SEQ_CST);
+        rc = OTELPROF_ESYS;
+        goto out;
+    }
     op_threads_add(otelprof_gettid());
     op_exporter_after_fork();
+out:
+    pthread_mutex_unlock(&op_g.lock);
+    return rc;
 }
 
 static void cleanup_failed_start(otelprof_config *cfg) {

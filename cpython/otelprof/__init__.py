@@ -67,7 +67,8 @@ def _at_exit():
 
 
 def _after_fork_child():
-    # The core restarted itself under the child's pid; the adapter's pinner thread did not survive.
+    # Restart the core under the child's pid, then the adapter's pinner thread (neither survives
+    # fork, and neither may be started inside fork itself).
     if _native.is_running():
         _native.after_fork_child()
 

@@ -40,3 +40,15 @@ def test_threads_churn_at_1khz_under_asan_ubsan(tmp_path):
     assert any("thread_work" in s for s in stacks), "samples from the short-lived threads"
     taken = [int(m) for m in re.findall(r"taken=(\d+)", r.stderr)]
     assert taken and taken[-1] > 1000
+
+
+def test_fork_child_under_asan_is_clean(tmp_path):
+    """The fork child restarts profiling after fork() returned and frees the parent's tables:
+    no sanitizer report, no leak, and both processes write their own profile."""
+    env = {"ASAN_OPTIONS": "detect_leaks=1:exitcode=66", "UBSAN_OPTIONS": "halt_on_error=1:exitcode=67"}
+    r = run_profiled([bin_path("prog_fork", BUILD_ASAN)], tmp_path, env=env, build=BUILD_ASAN,
+                     extra_preload=asan_runtime(), timeout=300)
+    assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr[-4000:]
+    assert r.rc == 0, r.stderr[-4000:]
+    pids = {re.search(r"-(\d+)\.folded$", f).group(1) for f in r.files("*.folded")}
+    assert len(pids) == 2, pids

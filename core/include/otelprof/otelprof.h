@@ -116,6 +116,12 @@ OTELPROF_API otelprof_error otelprof_start(const otelprof_config *cfg, const ote
 /* Stops the engines, closes the current profile, writes it, joins the exporter thread.
  * Thread-safe; not AS-safe; never called from a registered thread's signal handler. */
 OTELPROF_API otelprof_error otelprof_stop(void);
+/* Completes profiling's restart in a fork() child: starts the engine, registers the calling
+ * thread and starts the exporter under the child's pid. Call it on the forking thread after
+ * fork() returned in the child; native mode's fork() wrapper does, and adapters call it from
+ * their after-fork hook (threads must not be started inside fork()'s own handlers). No-op when
+ * nothing is pending. Thread-safe; not AS-safe. */
+OTELPROF_API otelprof_error otelprof_after_fork(void);
 /* Closes the current profile now and writes it (blocks until written or 10 s). Thread-safe. */
 OTELPROF_API otelprof_error otelprof_flush(void);
 /* Thread-safe, AS-safe. */
