@@ -133,11 +133,11 @@ static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
     copy_context(s);
     if (capture_frames(s, uc) < 0 || s->nframes == 0 || weight <= 0) {
         /* Publish as free: a slot must never stay WRITING. */
-        __atomic_store_n(&s->state, OP_SLOT_FREE, __ATOMIC_RELEASE);
+        op_ring_release(&op_g.ring, s);
         op_stat_drop(OTELPROF_DROP_WALK_FAILED);
         goto out;
     }
-    op_ring_publish(s);
+    op_ring_publish(&op_g.ring, s);
     OP_STAT_INC(samples_taken);
 out:
     __atomic_fetch_sub(&op_g.inflight, 1, __ATOMIC_SEQ_CST);
@@ -223,7 +223,7 @@ static otelprof_error submit_locked_out(const otelprof_sample *in) {
         s->frames[n - 1].aux = 0;
     }
     s->nframes = n;
-    op_ring_publish(s);
+    op_ring_publish(&op_g.ring, s);
     OP_STAT_INC(samples_taken);
     return OTELPROF_OK;
 }

@@ -24,7 +24,7 @@
 
 /* How often the ring is drained: short enough that a full ring needs a burst of
  * nslots samples within it. */
-#define OP_DRAIN_NS 10000000ll
+#define OP_DRAIN_NS 20000000ll
 
 static struct {
     pthread_t thread;

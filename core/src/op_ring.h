@@ -10,7 +10,6 @@
 enum { OP_SLOT_FREE = 0, OP_SLOT_WRITING = 1, OP_SLOT_READY = 2 };
 
 typedef struct op_slot {
-    uint32_t state;     /* OP_SLOT_*; written with atomics */
     uint32_t nframes;
     pid_t tid;
     uint8_t has_link;
@@ -27,6 +26,8 @@ typedef struct op_slot {
 typedef struct op_ring {
     uint8_t *mem;       /* nslots * slot_size bytes, from mmap (never malloc in the handler) */
     size_t mem_len;
+    uint32_t *states;   /* OP_SLOT_* per slot, written with atomics. Kept apart from the slots so
+                           the consumer's scan reads one small array, not a line of every slot */
     uint32_t nslots;    /* power of two */
     uint32_t mask;
     size_t slot_size;
@@ -41,12 +42,19 @@ void op_ring_destroy(op_ring *r);
 /* Signal context: claims a free slot (state WRITING) or returns NULL when the slot the head points
  * at is still busy (the caller drops the sample and counts it). AS-safe, lock-free. */
 op_slot *op_ring_claim(op_ring *r);
-/* Signal context: publishes a claimed slot. AS-safe. */
-static inline void op_ring_publish(op_slot *s) {
-    __atomic_store_n(&s->state, OP_SLOT_READY, __ATOMIC_RELEASE);
-}
 static inline op_slot *op_ring_slot(const op_ring *r, uint32_t i) {
     return (op_slot *)(r->mem + (size_t)i * r->slot_size);
+}
+static inline uint32_t *op_ring_state(const op_ring *r, const op_slot *s) {
+    return &r->states[(size_t)((const uint8_t *)s - r->mem) / r->slot_size];
+}
+/* Signal context: publishes a claimed slot. AS-safe. */
+static inline void op_ring_publish(op_ring *r, op_slot *s) {
+    __atomic_store_n(op_ring_state(r, s), OP_SLOT_READY, __ATOMIC_RELEASE);
+}
+/* Signal context: gives a claimed slot back unpublished. AS-safe. */
+static inline void op_ring_release(op_ring *r, op_slot *s) {
+    __atomic_store_n(op_ring_state(r, s), OP_SLOT_FREE, __ATOMIC_RELEASE);
 }
 /* Exporter thread: calls fn for every READY slot, then frees it. Returns how many. */
 uint32_t op_ring_drain(op_ring *r, void (*fn)(const op_slot *s, void *arg), void *arg);

@@ -12,11 +12,14 @@ int op_ring_init(op_ring *r, uint32_t nslots, uint32_t max_frames) {
     r->nslots = n;
     r->mask = n - 1;
     r->max_frames = max_frames;
-    r->mem_len = (size_t)n * r->slot_size;
-    /* mmap, not malloc: zeroed, page-aligned, and invisible to malloc hooks of the host. */
+    size_t states_len = ((size_t)n * sizeof(uint32_t) + 4095) & ~(size_t)4095;
+    r->mem_len = (size_t)n * r->slot_size + states_len;
+    /* mmap, not malloc: zeroed (all FREE), page-aligned, invisible to malloc hooks of the host;
+     * slots' pages are touched only when used. */
     void *m = mmap(NULL, r->mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return -1;
     r->mem = m;
+    r->states = (uint32_t *)(r->mem + (size_t)n * r->slot_size);
     return 0;
 }
 
@@ -27,28 +30,26 @@ void op_ring_destroy(op_ring *r) {
 
 op_slot *op_ring_claim(op_ring *r) {
     uint64_t i = __atomic_fetch_add(&r->head, 1, __ATOMIC_RELAXED);
-    op_slot *s = op_ring_slot(r, (uint32_t)i & r->mask);
-    uint32_t expect = OP_SLOT_FREE;
+    uint32_t k = (uint32_t)i & r->mask, expect = OP_SLOT_FREE;
     /* A busy slot means the exporter is behind by a whole ring: drop rather than wait. */
-    if (!__atomic_compare_exchange_n(&s->state, &expect, OP_SLOT_WRITING, 0, __ATOMIC_ACQUIRE,
+    if (!__atomic_compare_exchange_n(&r->states[k], &expect, OP_SLOT_WRITING, 0, __ATOMIC_ACQUIRE,
                                      __ATOMIC_RELAXED))
         return NULL;
-    return s;
+    return op_ring_slot(r, k);
 }
 
 uint32_t op_ring_drain(op_ring *r, void (*fn)(const op_slot *s, void *arg), void *arg) {
     uint32_t n = 0;
     for (uint32_t i = 0; i < r->nslots; i++) {
-        op_slot *s = op_ring_slot(r, i);
-        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != OP_SLOT_READY) continue;
-        fn(s, arg);
-        __atomic_store_n(&s->state, OP_SLOT_FREE, __ATOMIC_RELEASE);
+        if (__atomic_load_n(&r->states[i], __ATOMIC_ACQUIRE) != OP_SLOT_READY) continue;
+        fn(op_ring_slot(r, i), arg);
+        __atomic_store_n(&r->states[i], OP_SLOT_FREE, __ATOMIC_RELEASE);
         n++;
     }
     return n;
 }
 
 void op_ring_reset(op_ring *r) {
-    for (uint32_t i = 0; i < r->nslots; i++) op_ring_slot(r, i)->state = OP_SLOT_FREE;
+    for (uint32_t i = 0; i < r->nslots; i++) r->states[i] = OP_SLOT_FREE;
     r->head = 0;
 }
