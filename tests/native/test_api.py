@@ -57,7 +57,9 @@ def test_capture_models(build_dir, tmp_path, model):
     if model == "b":
         assert int(info["off_thread_resolves"]) == 0, "model b resolves only on the adapter's thread"
     assert int(info["unresolved"]) == 0
-    assert int(info["samples_taken"]) >= alpha + beta if model != "c" else True
+    if model != "c":
+        # Each sample counts 1 + its timer overruns, so counts can only exceed samples taken.
+        assert alpha + beta >= int(info["samples_taken"]) > 0
     assert int(info["profiles_written"]) >= 1 and int(info["bytes_written"]) > 0
     if model != "c":
         assert int(info["signals"]) >= int(info["samples_taken"]) > 0
