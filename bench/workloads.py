@@ -48,12 +48,15 @@ PY_SPLIT = {"py_hot": 0.70, "py_cold": 0.30}
 
 def python_workloads(root, quick):
     script = os.path.join(root, "bench", "py_workload.py")
-    secs = "0.5" if quick else "3"
     py = sys.executable
+    out = subprocess.run([py, script, "calibrate"], capture_output=True, text=True, check=True).stdout.split()
+    py_unit, hash_unit = float(out[0]), float(out[1])
+    target = 0.5 if quick else 3.0  # seconds of CPU per run
+    units = lambda per: str(max(1, int(target / per)))
     return [
-        Workload("python 1 thread", [py, script, "single", secs], PY_SPLIT, kind="python"),
-        Workload("python 8 threads", [py, script, "threads", secs], PY_SPLIT, kind="python"),
-        Workload("python asyncio 200 tasks", [py, script, "asyncio", secs], PY_SPLIT, kind="python"),
-        Workload("python hashlib pool (GIL released)", [py, script, "hashlib", secs],
+        Workload("python 1 thread", [py, script, "single", units(py_unit)], PY_SPLIT, kind="python"),
+        Workload("python 8 threads", [py, script, "threads", units(py_unit)], PY_SPLIT, kind="python"),
+        Workload("python asyncio 200 tasks", [py, script, "asyncio", units(py_unit)], PY_SPLIT, kind="python"),
+        Workload("python hashlib pool (GIL released)", [py, script, "hashlib", units(hash_unit)],
                  {"hash_hot": 0.70, "hash_cold": 0.30}, kind="python"),
     ]
