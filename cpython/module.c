@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -214,18 +213,14 @@ static PyObject *m_stats(PyObject *self, PyObject *unused) {
     return d;
 }
 
-/* thread_started(name): the calling Python thread begins; returns its tid. The OS thread name
- * (15 bytes) is set from the Python name so samples carry a useful thread.name. */
+/* thread_started(name): the calling Python thread begins; returns its tid. Its samples carry the
+ * Python thread name as thread.name (the OS thread keeps its own name). */
 static PyObject *m_thread_started(PyObject *self, PyObject *args) {
     (void)self;
     const char *name = NULL;
     if (!PyArg_ParseTuple(args, "|z", &name)) return NULL;
     pid_t tid = gettid_();
-    if (name && *name && otelprof_is_running()) {
-        char buf[16];
-        snprintf(buf, sizeof buf, "%s", name);
-        prctl(PR_SET_NAME, buf, 0, 0, 0);
-    }
+    if (name && *name) otelprof_thread_set_name(name);
     /* Table first, then the timer: the first signal must find the thread state. */
     if (opy_threads_put(tid, PyThreadState_Get(), stack_top_of(pthread_self())) == 0 && otelprof_is_running())
         otelprof_thread_register(tid);

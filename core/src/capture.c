@@ -126,10 +126,16 @@ static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
     s->tid = (pid_t)syscall(SYS_gettid);
     s->timestamp_ns = now_ns(CLOCK_REALTIME);
     s->weight = weight;
-    /* prctl is a plain syscall: AS-safe, and the name is right even for threads gone by drain. */
-    s->thread_name[0] = 0;
-    prctl(PR_GET_NAME, s->thread_name, 0, 0, 0);
-    s->thread_name[15] = 0;
+    /* The adapter's name if it set one, else the OS name (prctl: a plain syscall, AS-safe, and
+     * right even for threads gone by the time the ring is drained). */
+    if (op_thread_name[0]) {
+        memcpy(s->thread_name, op_thread_name, sizeof s->thread_name);
+        s->thread_name[sizeof s->thread_name - 1] = 0;
+    } else {
+        s->thread_name[0] = 0;
+        prctl(PR_GET_NAME, s->thread_name, 0, 0, 0);
+        s->thread_name[15] = 0;
+    }
     copy_context(s);
     if (capture_frames(s, uc) < 0 || s->nframes == 0 || weight <= 0) {
         /* Publish as free: a slot must never stay WRITING. */

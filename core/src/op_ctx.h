@@ -18,6 +18,10 @@ static inline void op_ctx_touch(void) {
     __asm__ volatile("" : : "r"(otel_thread_ctx_v1) : "memory");
 }
 
+/* The name set by otelprof_thread_set_name on this thread ("" = none). Same TLS block as
+ * otel_thread_ctx_v1, so op_ctx_touch makes it safe to read in the handler too. */
+extern __thread char op_thread_name[32];
+
 /* In the child after fork(): drops the old mapping (not inherited thanks to MADV_DONTFORK) and
  * publishes again with the child's pid. */
 void op_process_ctx_after_fork(void);

@@ -19,7 +19,7 @@ typedef struct op_slot {
     int64_t weight;     /* cpu: timer expirations (>= 1); wall: nanoseconds */
     uint8_t trace_id[16];
     uint8_t span_id[8];
-    char thread_name[16]; /* PR_GET_NAME of the sampled thread, NUL-terminated */
+    char thread_name[32]; /* otelprof_thread_set_name's, else PR_GET_NAME; NUL-terminated */
     otelprof_frame frames[]; /* max_depth entries */
 } op_slot;
 

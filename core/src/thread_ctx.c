@@ -223,3 +223,19 @@ void op_ctx_keys_after_fork(void) {
     /* A parent thread may have held the lock at fork(); the child has only the forking thread. */
     pthread_mutex_init(&keys_mu, NULL);
 }
+
+__thread char op_thread_name[32];
+
+void otelprof_thread_set_name(const char *name) {
+    /* Written with the handler in mind: terminator first, then bytes, then the first byte, so an
+     * interrupting sample reads either the old name's prefix or a complete new one. */
+    op_thread_name[0] = 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (!name || !*name) return;
+    size_t n = strlen(name);
+    if (n > sizeof op_thread_name - 1) n = sizeof op_thread_name - 1;
+    op_thread_name[n] = 0;
+    for (size_t i = n; i-- > 1;) op_thread_name[i] = name[i];
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    op_thread_name[0] = name[0];
+}

@@ -94,3 +94,16 @@ def test_fork_child_profiles_itself(build_dir, tmp_path):
         data = otlpcheck.load(f)
         attrs = {kv.key: kv.value for kv in data.resource_profiles[0].resource.attributes}
         assert attrs["process.pid"].int_value == child or attrs["process.pid"].string_value == str(child)
+
+
+def test_thread_name_set_through_the_api(build_dir, tmp_path):
+    r = run_profiled([bin_path("api_thread_name")], tmp_path, preload=False)
+    assert r.rc == 0, r.stderr
+    assert "os_name api_thread_name" in r.stdout, "the OS thread keeps its name"
+    names = set()
+    for f in r.files("*.otlp.pb"):
+        data = otlpcheck.load(f)
+        st = data.dictionary.string_table
+        names |= {kv.value.string_value for kv in data.dictionary.attribute_table[1:]
+                  if st[kv.key_strindex] == "thread.name"}
+    assert "a-much-longer-worker-name-01234" in names, names

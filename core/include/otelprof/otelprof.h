@@ -133,6 +133,10 @@ OTELPROF_API int otelprof_is_running(void);
 OTELPROF_API otelprof_error otelprof_thread_register(pid_t tid);
 /* Stops sampling `tid` (call before or as the thread exits). Thread-safe, not AS-safe. */
 OTELPROF_API void otelprof_thread_unregister(pid_t tid);
+/* Names the calling thread in its samples (sample attribute thread.name, up to 31 bytes) in place
+ * of its OS name, without renaming the OS thread; NULL or "" goes back to the OS name. Calling
+ * thread only; AS-safe. */
+OTELPROF_API void otelprof_thread_set_name(const char *name);
 /* The calling thread's kernel tid. Thread-safe, AS-safe. */
 OTELPROF_API pid_t otelprof_gettid(void);
 
