@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "op_spawn.h"
 #include "op_engine.h"
 #include "op_log.h"
 #include "op_profiler.h"
@@ -94,20 +95,12 @@ static int wall_start(const otelprof_config *cfg) {
     __atomic_store_n(&tick, 1, __ATOMIC_RELEASE);
     cursor = 0;
     __atomic_store_n(&wall_running, 1, __ATOMIC_RELEASE);
-    /* The timer thread must never take the profiling signal itself. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&wall_thread, NULL, wall_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = op_spawn(&wall_thread, wall_main, NULL, "otelprof-wall");
     if (rc) {
         __atomic_store_n(&wall_running, 0, __ATOMIC_RELEASE);
         errno = rc;
         return -1;
     }
-#ifdef __GLIBC__
-    pthread_setname_np(wall_thread, "otelprof-wall");
-#endif
     return 0;
 }
 

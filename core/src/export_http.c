@@ -1,6 +1,7 @@
 /* OTLP/HTTP sender: one thread posts queued profiles with libcurl, retrying transient failures
  * with exponential backoff and jitter inside a bounded budget, so a slow or dead collector costs
  * queue memory (capped) and never time on the application's or the exporter's threads. */
+#include "op_spawn.h"
 #include "op_export_http.h"
 
 #include <curl/curl.h>
@@ -542,13 +543,7 @@ static void *sender_main(void *arg) {
 }
 
 static int spawn(void) {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&sx.thread, NULL, sender_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc) return -1;
-    pthread_setname_np(sx.thread, "otelprof-send");
+    if (op_spawn(&sx.thread, sender_main, NULL, "otelprof-send")) return -1;
     sx.started = 1;
     return 0;
 }

@@ -1,6 +1,7 @@
 /* Exporter thread: the only consumer of the capture ring and the only owner of aggregation,
  * symbolisation and outputs, so none of those need locks. It wakes every drain period, and
  * closes a profile every export interval, on flush and at stop. */
+#include "op_spawn.h"
 #include "op_exporter.h"
 
 #include <errno.h>
@@ -232,13 +233,7 @@ static int init_state(const otelprof_config *cfg, const char *runtime) {
 }
 
 static int spawn(void) {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&ex.thread, NULL, exporter_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc) return -1;
-    pthread_setname_np(ex.thread, "otelprof-export");
+    if (op_spawn(&ex.thread, exporter_main, NULL, "otelprof-export")) return -1;
     ex.started = 1;
     return 0;
 }
