@@ -18,6 +18,8 @@ _TABLES = (
     ("stack_table", profiles_pb2.Stack),
 )
 
+_U64_MAX = (1 << 64) - 1
+
 
 def load(path):
     """Reads one serialized ProfilesData from path."""
@@ -248,6 +250,13 @@ class _Checker:
         if bool(prof.original_payload_format) != bool(prof.original_payload):
             self.err(where, "original_payload_format and original_payload must be set together")
         start, end = prof.time_unix_nano, prof.time_unix_nano + prof.duration_nano
+        if end > _U64_MAX:
+            # Both fields are uint64; profcheck adds them in uint64, so its window end wraps and
+            # every timestamp then lies outside it. Report the cause once, and check timestamps
+            # against the wrapped end as profcheck does.
+            self.err(where, "time_unix_nano %d + duration_nano %d overflows uint64" %
+                     (prof.time_unix_nano, prof.duration_nano))
+            end &= _U64_MAX
         shape = None
         identities = {}
         for i, s in enumerate(prof.samples):

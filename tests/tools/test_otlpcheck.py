@@ -265,6 +265,24 @@ def test_negative_lines():
     assert_reports(data, "function_table[1].start_line: -2 is negative")
 
 
+def test_negative_column():
+    data = valid()
+    data.dictionary.location_table[2].lines[0].column = -4
+    assert_reports(data, "location_table[2].lines[0].column: -4 is negative")
+
+
+def test_bad_utf8_string_is_rejected(tmp_path, capsys):
+    # proto3 strings must be UTF-8; a conforming reader refuses the whole file otherwise
+    data = valid()
+    data.dictionary.string_table[5] = "m\u00e9in"
+    raw = data.SerializeToString()
+    bad = tmp_path / "bad_utf8.pb"
+    # same length, so only the encoding is wrong, not the framing
+    bad.write_bytes(raw.replace("m\u00e9in".encode(), b"m\xff\xffin"))
+    assert otlpcheck.main([str(bad)]) == 1
+    assert "not a ProfilesData" in capsys.readouterr().out
+
+
 def test_mapping_bounds():
     data = valid()
     data.dictionary.mapping_table[1].memory_limit = 0x400000
@@ -353,6 +371,27 @@ def test_timestamp_out_of_range(ts):
         s.timestamps_unix_nano.append(T0)
     profile(data).samples[0].timestamps_unix_nano[0] = ts
     assert_reports(data, "samples[0].timestamps_unix_nano[0]: %d outside" % ts)
+
+
+def test_time_window_overflow():
+    # time_unix_nano + duration_nano is uint64 arithmetic: past 2**64 the window wraps and every
+    # timestamp falls outside it
+    u64_max = (1 << 64) - 1
+    data = valid()
+    p = profile(data)
+    p.time_unix_nano = u64_max - 100
+    p.duration_nano = 1000
+    for s in p.samples:
+        del s.values[:]
+        s.timestamps_unix_nano.append(u64_max - 50)
+    errs = errors_of(data)
+    assert ("resource_profiles[0].scope_profiles[0].profiles[0]: time_unix_nano %d + "
+            "duration_nano 1000 overflows uint64" % (u64_max - 100)) in errs, errs
+    assert any("samples[0].timestamps_unix_nano[0]: %d outside" % (u64_max - 50) in e
+               for e in errs), errs
+    # a window ending exactly at 2**64 - 1 does not wrap
+    p.duration_nano = 100
+    assert errors_of(data) == []
 
 
 def test_original_payload_pairing():
