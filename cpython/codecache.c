@@ -16,11 +16,17 @@
 #define SLOTS 32768u /* power of two */
 #define PROBES 32u
 
+/* A slot's state word holds its phase (low 4 bits) and the generation of the code object it
+ * describes (the rest), so a handler reads both in one load: a handler that sees a live phase
+ * knows the generation of the code object its own thread keeps alive at that address. */
 enum { ST_EMPTY = 0, ST_CLAIMED, ST_NEW, ST_PINNED, ST_DEAD };
+#define PHASE(v) ((v) & 15u)
+#define GEN(v) ((v) >> 4)
+#define STATE(phase, gen) ((uint32_t)(phase) | ((uint32_t)(gen) << 4))
 
 typedef struct code_slot {
     uintptr_t code;     /* written once by a CAS from 0 */
-    uint32_t state;
+    uint32_t state;     /* STATE(phase, generation) */
     opy_code_fp fp;     /* written by the claiming handler, read by the pinner */
     PyObject *pinned;   /* strong reference once PINNED */
     char *name, *file;  /* owned UTF-8 copies, immutable once PINNED */
@@ -37,47 +43,52 @@ static uint32_t hash_code(uintptr_t p) {
     return (uint32_t)(x >> 40) & (SLOTS - 1);
 }
 
-static code_slot *find(uintptr_t code);
-
 /* SIGNAL CONTEXT: CLAIMED -> NEW, unless the code object died meanwhile (see code_dealloc). */
-static void publish_new(code_slot *s) {
-    uint32_t claimed = ST_CLAIMED;
-    if (__atomic_compare_exchange_n(&s->state, &claimed, ST_NEW, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+static void publish_new(code_slot *s, uint32_t gen) {
+    uint32_t claimed = STATE(ST_CLAIMED, gen);
+    if (__atomic_compare_exchange_n(&s->state, &claimed, STATE(ST_NEW, gen), 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_RELAXED))
         __atomic_fetch_add(&pending, 1, __ATOMIC_RELAXED);
 }
 
-/* SIGNAL CONTEXT. */
-void opy_code_note(uintptr_t code) {
+/* SIGNAL CONTEXT. The code object is alive (a frame of the interrupted thread holds it), and a
+ * dead predecessor at its address was marked DEAD before its memory was freed (code_dealloc), so
+ * a slot in any other phase describes this very object. */
+uint32_t opy_code_note(uintptr_t code) {
     uint32_t h = hash_code(code);
     for (uint32_t i = 0; i < PROBES; i++) {
         code_slot *s = &slots[(h + i) & (SLOTS - 1)];
         uintptr_t c = __atomic_load_n(&s->code, __ATOMIC_ACQUIRE);
         if (c == code) {
-            /* A code object that died before pinning may have been replaced by a new one at the
-             * same address: look again. */
-            uint32_t dead = ST_DEAD;
-            if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == ST_DEAD &&
-                __atomic_compare_exchange_n(&s->state, &dead, ST_CLAIMED, 0, __ATOMIC_ACQ_REL,
-                                            __ATOMIC_RELAXED)) {
-                opy_code_fingerprint(code, &s->fp);
-                publish_new(s);
+            uint32_t v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+            while (PHASE(v) == ST_DEAD) {
+                /* A new code object at a dead one's address: the next generation. The dead one's
+                 * names were kept by code_dealloc for its frames still to be named. */
+                uint32_t gen = GEN(v) + 1;
+                if (__atomic_compare_exchange_n(&s->state, &v, STATE(ST_CLAIMED, gen), 0, __ATOMIC_ACQ_REL,
+                                                __ATOMIC_ACQUIRE)) {
+                    opy_code_fingerprint(code, &s->fp);
+                    publish_new(s, gen);
+                    return gen;
+                }
             }
-            return;
+            return GEN(v); /* EMPTY only while its claimer is between two stores: generation 0 */
         }
         if (c == 0) {
             uintptr_t zero = 0;
             if (__atomic_compare_exchange_n(&s->code, &zero, code, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-                __atomic_store_n(&s->state, ST_CLAIMED, __ATOMIC_RELEASE);
-                /* The code object is alive now (a frame of this thread holds it): remember what it
-                 * looks like, so the pinner can tell it from a successor at the same address. */
+                __atomic_store_n(&s->state, STATE(ST_CLAIMED, 0), __ATOMIC_RELEASE);
+                /* Remember what the object looks like, so the pinner can tell it from a
+                 * successor at the same address. */
                 opy_code_fingerprint(code, &s->fp);
-                publish_new(s);
-                return;
+                publish_new(s, 0);
+                return 0;
             }
-            if (zero == code) return; /* another handler claimed it for the same code */
+            if (zero == code) return GEN(__atomic_load_n(&s->state, __ATOMIC_ACQUIRE));
         }
     }
     OPY_STAT_INC(code_cache_full);
+    return 0;
 }
 
 int opy_code_pending(void) {
@@ -95,16 +106,18 @@ static char *utf8_dup(PyObject *s) {
 }
 
 /* GIL held: every refcount change of a code object happens under the GIL, so between the
- * validation and the Py_INCREF nothing can free it. */
+ * validation and the Py_INCREF nothing can free it. Handlers move a slot only out of DEAD or
+ * CLAIMED, so a NEW slot is the pinner's to change. */
 int opy_code_pin_pending(void) {
     if (!__atomic_exchange_n(&pending, 0, __ATOMIC_ACQ_REL)) return 0;
     int pinned = 0;
     for (uint32_t i = 0; i < SLOTS; i++) {
         code_slot *s = &slots[i];
-        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != ST_NEW) continue;
+        uint32_t v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        if (PHASE(v) != ST_NEW) continue;
         uintptr_t code = __atomic_load_n(&s->code, __ATOMIC_RELAXED);
         if (!opy_code_validate(code, &s->fp)) {
-            __atomic_store_n(&s->state, ST_DEAD, __ATOMIC_RELEASE);
+            __atomic_store_n(&s->state, STATE(ST_DEAD, GEN(v)), __ATOMIC_RELEASE);
             OPY_STAT_INC(codes_dead);
             continue;
         }
@@ -117,7 +130,7 @@ int opy_code_pin_pending(void) {
         s->name = utf8_dup(co->co_qualname);
         s->file = utf8_dup(co->co_filename);
         s->firstline = co->co_firstlineno;
-        __atomic_store_n(&s->state, ST_PINNED, __ATOMIC_RELEASE);
+        __atomic_store_n(&s->state, STATE(ST_PINNED, GEN(v)), __ATOMIC_RELEASE);
         OPY_STAT_INC(codes_pinned);
         pinned++;
     }
@@ -135,6 +148,120 @@ static code_slot *find(uintptr_t code) {
     return NULL;
 }
 
+/* ---- names of code objects that died before they could be pinned ---------------------------- */
+
+/* Their frames may still wait to be named (samples are named when their profile closes), while a
+ * new code object at the same address starts the slot's next generation. So the deallocator
+ * copies names and location table, keyed by {address, generation}, and they are freed two
+ * profile closes later, when every sample that could refer to them has been named. Only code
+ * that dies within a few milliseconds of its first sample lands here (later ones are pinned), so
+ * the set stays small; it is capped all the same. */
+#define DEAD_BUCKETS 1024u
+#define DEAD_MAX 8192u
+
+typedef struct dead_code {
+    struct dead_code *next;
+    uintptr_t code;
+    uint32_t gen;
+    uint32_t closes; /* profile closes seen when it died */
+    char *name, *file;
+    int firstline;
+    uint8_t *linetable;
+    size_t linetable_len;
+} dead_code;
+
+static pthread_mutex_t dead_lock = PTHREAD_MUTEX_INITIALIZER;
+static dead_code *dead[DEAD_BUCKETS];
+static uint32_t dead_count, closes;
+
+static uint32_t dead_bucket(uintptr_t code, uint32_t gen) {
+    return (hash_code(code) ^ (gen * 0x9e37u)) & (DEAD_BUCKETS - 1);
+}
+
+static void dead_free(dead_code *d) {
+    free(d->name);
+    free(d->file);
+    free(d->linetable);
+    free(d);
+}
+
+/* GIL held, inside the deallocator: the object is still whole. An exception may be set (objects
+ * die while one propagates), so it is kept aside while strings are converted. */
+static int dead_keep(PyCodeObject *co, uint32_t gen) {
+    if (__atomic_load_n(&dead_count, __ATOMIC_RELAXED) >= DEAD_MAX) return -1;
+    dead_code *d = calloc(1, sizeof *d);
+    if (!d) return -1;
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    d->code = (uintptr_t)co;
+    d->gen = gen;
+    d->name = utf8_dup(co->co_qualname);
+    d->file = utf8_dup(co->co_filename);
+    d->firstline = co->co_firstlineno;
+    PyObject *lt = co->co_linetable;
+    if (lt && PyBytes_Check(lt) && PyBytes_GET_SIZE(lt) > 0 && (d->linetable = malloc((size_t)PyBytes_GET_SIZE(lt)))) {
+        d->linetable_len = (size_t)PyBytes_GET_SIZE(lt);
+        memcpy(d->linetable, PyBytes_AS_STRING(lt), d->linetable_len);
+    }
+    PyErr_Restore(et, ev, tb);
+    if (!d->name) {
+        dead_free(d);
+        return -1;
+    }
+    pthread_mutex_lock(&dead_lock);
+    d->closes = closes;
+    uint32_t b = dead_bucket(d->code, gen);
+    d->next = dead[b];
+    dead[b] = d;
+    dead_count++;
+    pthread_mutex_unlock(&dead_lock);
+    return 0;
+}
+
+/* Exporter thread. A sample that names a code object was taken before the object died; the close
+ * that was running then, or the one after it, drained that sample and named it. */
+void opy_code_profile_closed(void) {
+    pthread_mutex_lock(&dead_lock);
+    closes++;
+    for (uint32_t b = 0; b < DEAD_BUCKETS; b++) {
+        dead_code **pp = &dead[b];
+        while (*pp) {
+            dead_code *d = *pp;
+            if (closes - d->closes >= 2) {
+                *pp = d->next;
+                dead_free(d);
+                dead_count--;
+            } else {
+                pp = &d->next;
+            }
+        }
+    }
+    pthread_mutex_unlock(&dead_lock);
+}
+
+/* Exporter thread: names a frame of a dead code object from the kept copy. The strings stay
+ * valid after the lock is dropped: only profile_closed frees them, on this same thread. */
+static int dead_resolve(uintptr_t code, uint32_t gen, int offset, otelprof_symbol *out) {
+    int found = 0;
+    pthread_mutex_lock(&dead_lock);
+    for (dead_code *d = dead[dead_bucket(code, gen)]; d; d = d->next) {
+        if (d->code != code || (d->gen & 0xffffu) != (gen & 0xffffu)) continue;
+        out->name = d->name;
+        out->filename = d->file;
+        out->start_line = d->firstline;
+        out->line = opy_linetable_line(d->linetable, d->linetable_len, d->firstline, offset);
+        found = 1;
+        break;
+    }
+    pthread_mutex_unlock(&dead_lock);
+    return found ? 0 : -1;
+}
+
+void opy_code_after_fork(void) {
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&dead_lock, &fresh, sizeof fresh);
+}
+
 /* Code objects have no watchers before 3.12, so the cache learns of deaths from the type's
  * deallocator: a code object noted but not yet pinned is marked dead before its memory is freed,
  * and the pinner never touches it. (Pinned ones cannot die: we hold a reference.) Runs with the
@@ -144,10 +271,15 @@ static destructor orig_code_dealloc;
 static void code_dealloc(PyObject *co) {
     code_slot *s = find((uintptr_t)co);
     if (s) {
-        uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-        while ((st == ST_NEW || st == ST_CLAIMED) &&
-               !__atomic_compare_exchange_n(&s->state, &st, ST_DEAD, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {}
-        if (st == ST_NEW || st == ST_CLAIMED) OPY_STAT_INC(codes_dead);
+        uint32_t v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        if (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) {
+            /* Names first: a frame of this generation may be named as soon as the slot is DEAD. */
+            if (dead_keep((PyCodeObject *)co, GEN(v)) < 0) OPY_STAT_INC(dead_names_full);
+            while ((PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) &&
+                   !__atomic_compare_exchange_n(&s->state, &v, STATE(ST_DEAD, GEN(v)), 0, __ATOMIC_ACQ_REL,
+                                                __ATOMIC_ACQUIRE)) {}
+            OPY_STAT_INC(codes_dead);
+        }
     }
     orig_code_dealloc(co);
 }
@@ -171,22 +303,30 @@ static int with_gil_pin(void) {
 }
 
 int opy_code_resolve(const otelprof_frame *f, otelprof_symbol *out) {
-    code_slot *s = find((uintptr_t)f->id);
+    uintptr_t code = opy_frame_code(f->id);
+    uint32_t gen = opy_frame_gen(f->id);
+    code_slot *s = find(code);
     if (!s) return -1;
-    uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-    if (st == ST_NEW || st == ST_CLAIMED) {
+    uint32_t v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+    if ((GEN(v) & 0xffffu) != gen) /* an earlier generation: it died, its names were kept */
+        return dead_resolve(code, gen, f->aux, out);
+    if (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) {
         if (with_gil_pin() < 0) return -1;
-        st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        if ((GEN(v) & 0xffffu) != gen) return dead_resolve(code, gen, f->aux, out);
     }
-    if (st == ST_DEAD && s->fp.ok && s->fp.name[0]) {
-        /* Died before pinning: the names copied at first sight, and its first line. */
+    if (PHASE(v) == ST_DEAD) {
+        if (dead_resolve(code, gen, f->aux, out) == 0) return 0;
+        if (!s->fp.ok || !s->fp.name[0]) return -1;
+        /* Past the cap of kept names, or dead before the pinner validated it: the names copied
+         * at first sight (ASCII), and its first line. */
         out->name = s->fp.name;
         out->filename = s->fp.file[0] ? s->fp.file : NULL;
         out->start_line = s->fp.firstlineno;
         out->line = s->fp.firstlineno;
         return 0;
     }
-    if (st != ST_PINNED) return -1;
+    if (PHASE(v) != ST_PINNED) return -1;
     out->name = s->name ? s->name : "[unknown]";
     out->filename = s->file;
     out->start_line = s->firstline;
@@ -252,7 +392,6 @@ void opy_pinner_stop(void) {
 }
 
 /* Fork child: the pinner thread does not exist there; its lock may be held. */
-void opy_pinner_after_fork(void);
 void opy_pinner_after_fork(void) {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;

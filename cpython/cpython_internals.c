@@ -63,6 +63,11 @@ int opy_code_line(void *code, int offset) {
     return 0;
 }
 
+int opy_linetable_line(const uint8_t *table, size_t size, int firstlineno, int offset) {
+    (void)table, (void)size, (void)offset;
+    return firstlineno;
+}
+
 #else
 /* ==== 3.11 ================================================================================== */
 #include "internal/pycore_frame.h"
@@ -250,13 +255,10 @@ static int read_varint(const uint8_t **p, const uint8_t *end, unsigned *out) {
     return -1;
 }
 
-int opy_code_line(void *codeobj, int offset) {
-    PyCodeObject *co = codeobj;
-    int line = co->co_firstlineno;
-    if (offset < 0) return line;
-    PyObject *lt = co->co_linetable;
-    if (!lt || !PyBytes_Check(lt)) return line;
-    const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(lt), *end = p + PyBytes_GET_SIZE(lt);
+int opy_linetable_line(const uint8_t *p, size_t size, int firstlineno, int offset) {
+    int line = firstlineno;
+    if (offset < 0 || !p) return line;
+    const uint8_t *end = p + size;
     int addr = 0; /* byte offset of the current entry's first instruction */
     while (p < end) {
         uint8_t first = *p++;
@@ -272,11 +274,19 @@ int opy_code_line(void *codeobj, int offset) {
         }
         int here = code == 15 ? -1 : line + delta;
         if (code != 15) line += delta;
-        if (offset >= addr && offset < addr + len) return here > 0 ? here : co->co_firstlineno;
+        if (offset >= addr && offset < addr + len) return here > 0 ? here : firstlineno;
         addr += len;
         while (p < end && !(*p & 0x80)) p++; /* skip the entry's remaining bytes */
     }
-    return co->co_firstlineno;
+    return firstlineno;
+}
+
+int opy_code_line(void *codeobj, int offset) {
+    PyCodeObject *co = codeobj;
+    PyObject *lt = co->co_linetable;
+    if (!lt || !PyBytes_Check(lt)) return co->co_firstlineno;
+    return opy_linetable_line((const uint8_t *)PyBytes_AS_STRING(lt), (size_t)PyBytes_GET_SIZE(lt),
+                              co->co_firstlineno, offset);
 }
 
 #endif /* PY_VERSION_HEX */

@@ -14,8 +14,6 @@
 
 opy_stats opy_stats_g;
 
-void opy_pinner_after_fork(void);
-
 static pid_t gettid_(void) {
     return (pid_t)syscall(SYS_gettid);
 }
@@ -40,17 +38,21 @@ static int py_walk(void *user, void *uc, otelprof_frame *out, int max) {
     OPY_STAT_INC(walk[why]);
     for (int i = n - 1; i >= 0; i--) {
         opy_raw_frame r = raw[i];
-        out[i].id = r.code;
+        out[i].id = opy_frame_id(r.code, opy_code_note(r.code));
         out[i].aux = r.offset;
         out[i].kind = OTELPROF_FRAME_ADAPTER;
     }
-    for (int i = 0; i < n; i++) opy_code_note((uintptr_t)out[i].id);
     return n;
 }
 
 static int py_resolve(void *user, const otelprof_frame *f, otelprof_symbol *out) {
     (void)user;
     return opy_code_resolve(f, out);
+}
+
+static void py_profile_closed(void *user) {
+    (void)user;
+    opy_code_profile_closed();
 }
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -119,6 +121,7 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
     ad.walk = py_walk;
     ad.resolve = py_resolve;
     ad.resolve_on = OTELPROF_RESOLVE_ON_EXPORTER;
+    ad.profile_closed = py_profile_closed;
     __atomic_store_n(&opy_python_alive, 1, __ATOMIC_RELEASE);
     rc = otelprof_start(cfg, &ad);
     otelprof_config_free(cfg);
@@ -198,6 +201,7 @@ static PyObject *m_stats(PyObject *self, PyObject *unused) {
               set_item(d, "code_cache_full", opy_stats_g.code_cache_full) ||
               set_item(d, "codes_pinned", opy_stats_g.codes_pinned) ||
               set_item(d, "codes_dead", opy_stats_g.codes_dead) ||
+              set_item(d, "dead_names_full", opy_stats_g.dead_names_full) ||
               set_item(d, "python_threads_full", opy_stats_g.threads_full) ||
               set_item(d, "ctx_published", opy_stats_g.ctx_published);
     for (int i = 0; !bad && i < OTELPROF_DROP__COUNT; i++) {
@@ -314,6 +318,7 @@ static void at_prepare(void) {
 static void at_child(void) {
     opy_threads_after_fork(fork_tid, gettid_());
     opy_pinner_after_fork();
+    opy_code_after_fork();
 }
 
 /* after_fork_child(): from os.register_at_fork, once the interpreter is usable in the child. */

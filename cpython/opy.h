@@ -57,6 +57,8 @@ int opy_code_validate(uintptr_t code, const opy_code_fp *fp);
 /* No GIL needed, `code` must be kept alive by the caller (pinned): line of the instruction at
  * byte offset, from the location table; co_firstlineno when offset < 0 or not found. */
 int opy_code_line(void *code, int offset);
+/* Pure: the same, from a copy of a location table (for code objects that are gone). */
+int opy_linetable_line(const uint8_t *table, size_t size, int firstlineno, int offset);
 
 /* AS-safe: copies n bytes from src, returning -1 instead of faulting when src is not readable. */
 int opy_safe_read(void *dst, uintptr_t src, size_t n);
@@ -81,8 +83,20 @@ void opy_threads_after_fork(pid_t old_tid, pid_t new_tid);
 uint64_t opy_threads_count(void);
 
 /* ---- code cache (codecache.c): pins every code object seen, resolves names ------------------ */
-/* SIGNAL CONTEXT: makes sure `code` has a slot (first sight: records its fingerprint). */
-void opy_code_note(uintptr_t code);
+/* A frame id is the code object's address with the code's generation in the top 16 bits: the
+ * count of earlier code objects that were seen at that address and died before they could be
+ * pinned. So a frame keeps its own name when its code dies and a new one takes the address. */
+#define OPY_GEN_SHIFT 48
+static inline uint64_t opy_frame_id(uintptr_t code, uint32_t gen) {
+    if ((uint64_t)code >> OPY_GEN_SHIFT) return (uint64_t)code; /* no spare bits: generation 0 */
+    return (uint64_t)code | ((uint64_t)(gen & 0xffffu) << OPY_GEN_SHIFT);
+}
+static inline uintptr_t opy_frame_code(uint64_t id) { return (uintptr_t)(id & ((1ull << OPY_GEN_SHIFT) - 1)); }
+static inline uint32_t opy_frame_gen(uint64_t id) { return (uint32_t)(id >> OPY_GEN_SHIFT); }
+
+/* SIGNAL CONTEXT: makes sure `code` has a slot (first sight: records its fingerprint) and
+ * returns its generation (0 when the cache is full). */
+uint32_t opy_code_note(uintptr_t code);
 /* GIL held: pins every code object noted since the last call. Returns how many were pinned. */
 int opy_code_pin_pending(void);
 /* 1 when noted code objects wait to be pinned. AS-safe. */
@@ -90,11 +104,18 @@ int opy_code_pending(void);
 /* Exporter thread: names a frame. 0 on success, -1 when the code object is unknown or died
  * before it could be pinned. Takes the GIL only when the frame's code was not pinned yet. */
 int opy_code_resolve(const otelprof_frame *f, otelprof_symbol *out);
+/* Exporter thread: a profile closed; names of code objects that died two closes ago are no
+ * longer needed (every sample that could name them has been resolved) and are freed. */
+void opy_code_profile_closed(void);
+/* Fork child: locks the parent's other threads may have held are made usable again. */
+void opy_code_after_fork(void);
 /* GIL held: learn of code object deaths (before 3.12 through PyCode_Type's deallocator). */
 void opy_code_watch(void);
 /* Background pinner thread (runs with the GIL every few ms while codes wait). */
 int opy_pinner_start(void);
 void opy_pinner_stop(void); /* call without holding the GIL */
+/* Fork child: the pinner thread does not exist there; its lock may have been held. */
+void opy_pinner_after_fork(void);
 /* 1 while the interpreter may be entered from a foreign thread (cleared at exit). */
 extern int opy_python_alive;
 
@@ -105,6 +126,9 @@ typedef struct opy_stats {
     uint64_t code_cache_full;  /* code object not cached: its frames resolve as [unknown] */
     uint64_t codes_pinned;
     uint64_t codes_dead;       /* freed before they could be pinned */
+    uint64_t dead_names_full;  /* died unpinned past the cap of kept names: frames of that code
+                                * resolve from the first-sight copy, or as [unknown] once the
+                                * address was reused */
     uint64_t threads_full;
     uint64_t ctx_published;    /* span context changes written to the OTEP 4947 record */
 } opy_stats;

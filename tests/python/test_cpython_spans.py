@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+import otlpcheck
 from pyrun import otlp_samples, run_py
 
 try:
@@ -68,3 +69,25 @@ def test_no_opentelemetry_no_links(tmp_path):
     assert r.rc == 0, r.stderr
     samples = otlp_samples(r)
     assert samples and all(link is None for _, _, link in samples)
+
+
+def test_code_that_died_keeps_its_name(tmp_path):
+    """Functions compiled, run for ~2 ms and dropped at once: most die before they are pinned, and
+    the next one is allocated at the freed address. Each sample must still name the function that
+    ran (its span says which), with that function's line."""
+    r = run_py(["code_churn.py", "600"], tmp_path)
+    assert r.rc == 0, r.stderr
+    spans = spans_of(r)
+    assert len(spans) == 600
+    dead = int(re.search(r"codes_dead (\d+)", r.stdout).group(1))
+    assert dead >= 50, "the hazard was not exercised: %d code objects died unpinned" % dead
+    counts = check_exact(otlp_samples(r), spans, "busy")
+    assert counts["inside"] >= 600, counts
+    # The line of the call in the dead function (line 2 of its source) survives it.
+    for f in r.files("*.otlp.pb"):
+        d = otlpcheck.load(f)
+        for loc in d.dictionary.location_table:
+            for line in loc.lines:
+                fn = d.dictionary.function_table[line.function_index]
+                if d.dictionary.string_table[fn.name_strindex].startswith("churn_"):
+                    assert line.line == 2, (d.dictionary.string_table[fn.name_strindex], line.line)

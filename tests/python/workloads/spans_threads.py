@@ -22,15 +22,9 @@ def busy(seconds):
         sum(range(50))
 
 
-made = []  # keeps every made function's code object alive for the whole run
-
-
 def make(name):
-    # Kept alive: this test is about span links, and a code object freed mid-run can have its
-    # address reused by the next one, which is a separate naming hazard (docs/ARCHITECTURE.md).
     ns = {"busy": busy}
     exec("def %s(s):\n    busy(s)\n" % name, ns)
-    made.append(ns[name])
     return ns[name]
 
 
