@@ -344,9 +344,11 @@ static pthread_cond_t pin_cond = PTHREAD_COND_INITIALIZER;
 static int pin_stop;
 
 #define PIN_PERIOD_NS 10000000L
+#define SCAN_EVERY 10 /* periods: threads that never announce themselves are found within 100 ms */
 
 static void *pinner_main(void *arg) {
     (void)arg;
+    unsigned ticks = 0;
     pthread_mutex_lock(&pin_lock);
     while (!pin_stop) {
         struct timespec dl;
@@ -358,9 +360,11 @@ static void *pinner_main(void *arg) {
         }
         pthread_cond_timedwait(&pin_cond, &pin_lock, &dl);
         if (pin_stop) break;
-        if (!opy_code_pending()) continue;
+        int scan = ++ticks % SCAN_EVERY == 0, pin = opy_code_pending();
+        if (!scan && !pin) continue;
         pthread_mutex_unlock(&pin_lock);
-        with_gil_pin();
+        if (scan && __atomic_load_n(&opy_python_alive, __ATOMIC_ACQUIRE)) opy_threads_scan();
+        if (pin) with_gil_pin();
         pthread_mutex_lock(&pin_lock);
     }
     pthread_mutex_unlock(&pin_lock);

@@ -68,11 +68,49 @@ int opy_linetable_line(const uint8_t *table, size_t size, int firstlineno, int o
     return firstlineno;
 }
 
+void *opy_current_tstate(void) { return NULL; }
+
+int opy_list_threads(pid_t *tids, void **states, int max) {
+    (void)tids, (void)states, (void)max;
+    return -1;
+}
+
 #else
 /* ==== 3.11 ================================================================================== */
 #include "internal/pycore_frame.h"
+#include "internal/pycore_runtime.h"
 
 int opy_internals_supported(void) { return 1; }
+
+/* ---- which thread state is this thread's ---------------------------------------------------- */
+
+/* The PyGILState key holds, per OS thread, the state that thread runs Python with: set when a
+ * thread state is created on it (threading, _thread, PyGILState_Ensure from a foreign C thread)
+ * and cleared before that state and its frame chunks are freed (tstate_delete_common). So it
+ * names exactly the live state of the interrupted thread. pthread_getspecific only reads the
+ * thread's own key array: no lock, no allocation. */
+void *opy_current_tstate(void) {
+    Py_tss_t *key = &_PyRuntime.gilstate.autoTSSkey;
+    if (!PyThread_tss_is_created(key)) return NULL;
+    return PyThread_tss_get(key);
+}
+
+/* Without the GIL: the interpreter's lock over its thread list (HEAD_LOCK in pystate.c) keeps
+ * every listed state from being unlinked, hence freed, while the list is read. */
+int opy_list_threads(pid_t *tids, void **states, int max) {
+    if (_Py_IsFinalizing() || !_PyRuntime.interpreters.mutex || !_PyRuntime.interpreters.main) return -1;
+    int n = 0;
+    PyThread_acquire_lock(_PyRuntime.interpreters.mutex, WAIT_LOCK);
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(_PyRuntime.interpreters.main); ts && n < max;
+         ts = PyThreadState_Next(ts)) {
+        if (ts->native_thread_id <= 0) continue;
+        tids[n] = (pid_t)ts->native_thread_id;
+        states[n] = ts;
+        n++;
+    }
+    PyThread_release_lock(_PyRuntime.interpreters.mutex);
+    return n;
+}
 
 /* The part of _PyInterpreterFrame before the locals: what the walk reads. */
 #define FRAME_HDR offsetof(_PyInterpreterFrame, localsplus)

@@ -20,21 +20,24 @@ static pid_t gettid_(void) {
 
 /* ---- the adapter ---------------------------------------------------------------------------- */
 
-/* SIGNAL CONTEXT, on the interrupted thread: its own thread state comes from the table (the
- * GIL holder's, _PyThreadState_GET(), belongs to whoever runs Python right now). */
+/* SIGNAL CONTEXT, on the interrupted thread: its own thread state comes from the PyGILState key
+ * (the GIL holder's, _PyThreadState_GET(), belongs to whoever runs Python right now). */
 static int py_walk(void *user, void *uc, otelprof_frame *out, int max) {
     (void)user, (void)uc;
-    opy_thread t;
-    if (opy_threads_get(gettid_(), &t) < 0) {
+    void *ts = opy_current_tstate();
+    if (!ts) {
         OPY_STAT_INC(no_thread);
         return 0;
     }
+    /* The table only adds the C stack's top, when it describes this very state. */
+    opy_thread t;
+    uintptr_t stack_hi = opy_threads_get(gettid_(), &t) == 0 && t.tstate == ts ? t.stack_hi : 0;
     int why = OPY_WALK_OK;
     /* opy_raw_frame and otelprof_frame differ: walk into the tail of out, then expand in place
      * from the front (each raw frame is no larger than a core frame). */
     _Static_assert(sizeof(opy_raw_frame) <= sizeof(otelprof_frame), "in-place expansion");
     opy_raw_frame *raw = (opy_raw_frame *)(void *)out;
-    int n = opy_walk(t.tstate, t.stack_hi, raw, max, &why);
+    int n = opy_walk(ts, stack_hi, raw, max, &why);
     OPY_STAT_INC(walk[why]);
     for (int i = n - 1; i >= 0; i--) {
         opy_raw_frame r = raw[i];
@@ -203,6 +206,7 @@ static PyObject *m_stats(PyObject *self, PyObject *unused) {
               set_item(d, "codes_dead", opy_stats_g.codes_dead) ||
               set_item(d, "dead_names_full", opy_stats_g.dead_names_full) ||
               set_item(d, "python_threads_full", opy_stats_g.threads_full) ||
+              set_item(d, "python_threads_scanned", opy_stats_g.threads_scanned) ||
               set_item(d, "ctx_published", opy_stats_g.ctx_published);
     for (int i = 0; !bad && i < OTELPROF_DROP__COUNT; i++) {
         char k[64];

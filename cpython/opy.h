@@ -60,6 +60,13 @@ int opy_code_line(void *code, int offset);
 /* Pure: the same, from a copy of a location table (for code objects that are gone). */
 int opy_linetable_line(const uint8_t *table, size_t size, int firstlineno, int offset);
 
+/* AS-safe: the calling OS thread's live PyThreadState (the PyGILState key), or NULL when the
+ * thread has none (never ran Python, or its state was deleted). */
+void *opy_current_tstate(void);
+/* Not AS-safe, no GIL needed: native ids and states of the main interpreter's threads, at most
+ * max; -1 when the interpreter is finalizing. The states may be gone once this returns. */
+int opy_list_threads(pid_t *tids, void **states, int max);
+
 /* AS-safe: copies n bytes from src, returning -1 instead of faulting when src is not readable. */
 int opy_safe_read(void *dst, uintptr_t src, size_t n);
 /* Probes whether safe reads work here (a sandbox may forbid process_vm_readv). Not AS-safe. */
@@ -70,11 +77,16 @@ typedef struct opy_thread {
     pid_t tid;       /* 0 = empty, -1 = removed */
     void *tstate;
     uintptr_t stack_hi;
+    int scanned;     /* found by opy_threads_scan (not registered by the thread itself) */
 } opy_thread;
 
 /* Thread-safe, not AS-safe. 0 on success, -1 when the table is full (counted). */
 int opy_threads_put(pid_t tid, void *tstate, uintptr_t stack_hi);
 void opy_threads_del(pid_t tid);
+/* Finds threads that run Python but never announced themselves (_thread.start_new_thread, C
+ * threads entering through PyGILState_Ensure) and registers them; unregisters the ones it found
+ * once they are gone. Called every 100 ms by the pinner thread, without the GIL. */
+void opy_threads_scan(void);
 void opy_threads_clear(void);
 /* AS-safe lookup; copies the entry. 0 when found. */
 int opy_threads_get(pid_t tid, opy_thread *out);
@@ -130,6 +142,7 @@ typedef struct opy_stats {
                                 * resolve from the first-sight copy, or as [unknown] once the
                                 * address was reused */
     uint64_t threads_full;
+    uint64_t threads_scanned;  /* threads found by the scan rather than by the threading hook */
     uint64_t ctx_published;    /* span context changes written to the OTEP 4947 record */
 } opy_stats;
 extern opy_stats opy_stats_g;

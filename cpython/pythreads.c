@@ -1,6 +1,7 @@
 /* Thread table: kernel tid -> the thread's PyThreadState and C stack top. Written under a mutex
- * when threads start and end; read lock-free by the signal handler, which must find the state of
- * the thread it interrupted (the GIL holder's state is someone else's). */
+ * when threads start and end (and by the periodic scan for threads that never announce
+ * themselves); read lock-free by the signal handler for the C stack bound of the thread it
+ * interrupted. */
 #include <pthread.h>
 #include <string.h>
 
@@ -19,14 +20,14 @@ static uint32_t slot_of(pid_t tid) {
     return ((uint32_t)tid * 2654435761u) & (SLOTS - 1);
 }
 
-int opy_threads_put(pid_t tid, void *tstate, uintptr_t stack_hi) {
-    int rc = -1;
-    pthread_mutex_lock(&lock);
+/* Lock held. Returns 1 when added, 0 when updated (or, with only_new, already there), -1 full. */
+static int put_locked(pid_t tid, void *tstate, uintptr_t stack_hi, int scanned, int only_new) {
     uint32_t h = slot_of(tid), free_at = SLOTS;
     for (uint32_t i = 0; i < PROBES; i++) {
         uint32_t s = (h + i) & (SLOTS - 1);
         pid_t t = __atomic_load_n(&table[s].tid, __ATOMIC_RELAXED);
         if (t == tid) {
+            if (only_new) return 0;
             free_at = s;
             break;
         }
@@ -36,23 +37,63 @@ int opy_threads_put(pid_t tid, void *tstate, uintptr_t stack_hi) {
             break;
         }
     }
-    if (free_at != SLOTS) {
-        opy_thread *e = &table[free_at];
-        int fresh = __atomic_load_n(&e->tid, __ATOMIC_RELAXED) != tid;
-        /* Hide the slot while it changes, then publish the tid last: a handler that matches the
-         * tid sees complete fields. Only the thread itself (or start(), before its timer exists)
-         * registers a tid, so no handler of that tid runs concurrently with this. */
-        __atomic_store_n(&e->tid, REMOVED, __ATOMIC_RELEASE);
-        e->tstate = tstate;
-        e->stack_hi = stack_hi;
-        __atomic_store_n(&e->tid, tid, __ATOMIC_RELEASE);
-        if (fresh) live++;
-        rc = 0;
-    } else {
+    if (free_at == SLOTS) {
         OPY_STAT_INC(threads_full);
+        return -1;
     }
+    opy_thread *e = &table[free_at];
+    int fresh = __atomic_load_n(&e->tid, __ATOMIC_RELAXED) != tid;
+    /* Hide the slot while it changes, then publish the tid last: a handler that matches the tid
+     * sees complete fields (one that finds nothing meanwhile only loses its stack bound). */
+    __atomic_store_n(&e->tid, REMOVED, __ATOMIC_RELEASE);
+    e->tstate = tstate;
+    e->stack_hi = stack_hi;
+    e->scanned = scanned;
+    __atomic_store_n(&e->tid, tid, __ATOMIC_RELEASE);
+    if (fresh) live++;
+    return fresh;
+}
+
+int opy_threads_put(pid_t tid, void *tstate, uintptr_t stack_hi) {
+    pthread_mutex_lock(&lock);
+    int rc = put_locked(tid, tstate, stack_hi, 0, 0);
     pthread_mutex_unlock(&lock);
-    return rc;
+    return rc < 0 ? -1 : 0;
+}
+
+#define SCAN_MAX 1024
+
+void opy_threads_scan(void) {
+    static pid_t tids[SCAN_MAX], gone[SCAN_MAX];
+    static void *states[SCAN_MAX];
+    int n = opy_list_threads(tids, states, SCAN_MAX);
+    if (n < 0) return;
+    int ngone = 0;
+    pthread_mutex_lock(&lock);
+    /* Scanned entries whose thread state left the list: the thread is gone or left Python.
+     * (Not decidable from a truncated list.) */
+    for (uint32_t i = 0; n < SCAN_MAX && i < SLOTS && ngone < SCAN_MAX; i++) {
+        pid_t t = __atomic_load_n(&table[i].tid, __ATOMIC_RELAXED);
+        if (t <= 0 || !table[i].scanned) continue;
+        int listed = 0;
+        for (int k = 0; k < n && !listed; k++) listed = tids[k] == t;
+        if (!listed) {
+            __atomic_store_n(&table[i].tid, REMOVED, __ATOMIC_RELEASE);
+            live--;
+            gone[ngone++] = t;
+        }
+    }
+    /* New ones. No stack bound: their C frames are read through safe reads. */
+    int nnew = 0;
+    for (int k = 0; k < n; k++)
+        if (put_locked(tids[k], states[k], 0, 1, 1) == 1) tids[nnew++] = tids[k];
+    pthread_mutex_unlock(&lock);
+    for (int k = 0; k < ngone; k++) otelprof_thread_unregister(gone[k]);
+    if (!otelprof_is_running()) return;
+    for (int k = 0; k < nnew; k++) {
+        otelprof_thread_register(tids[k]);
+        OPY_STAT_INC(threads_scanned);
+    }
 }
 
 void opy_threads_del(pid_t tid) {

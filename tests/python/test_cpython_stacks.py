@@ -156,3 +156,19 @@ def test_launcher_bad_option_runs_unprofiled(tmp_path):
     r = run_py(["-m", "otelprof", "run", "--mode", "fast", "--", str(script)], tmp_path)
     assert r.rc == 0 and "ran" in r.stdout
     assert "OTELPROF_MODE" in r.stderr or "mode" in r.stderr
+
+
+def test_threads_outside_threading_are_found(tmp_path):
+    """A _thread.start_new_thread thread and a C thread entering Python through PyGILState_Ensure
+    are found by the periodic scan (within 100 ms of starting) and sampled by their own CPU."""
+    r = run_py(["foreign_threads.py", "1.5"], tmp_path, env={"OTELPROF_INTERVAL": "10ms"})
+    assert r.rc == 0, r.stderr
+    cpu = {k: float(v) for k, v in re.findall(r"cpu (\w+) ([0-9.]+)", r.stdout)}
+    assert set(cpu) == {"raw_thread_fn", "c_thread_fn"}, r.stdout
+    assert int(re.search(r"python_threads_scanned (\d+)", r.stdout).group(1)) >= 2, r.stdout
+    samples = otlp_samples(r)
+    for fn, secs in cpu.items():
+        got = sum(v for names, v, _ in samples if fn in names)
+        expect = secs / 0.010
+        # Up to 100 ms pass before the scan finds a thread: at least 85% of its CPU is seen.
+        assert 0.85 * expect <= got <= 1.10 * expect, (fn, got, expect)
