@@ -47,6 +47,11 @@ int opy_walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int 
     *why = OPY_WALK_NO_FRAMES;
     return 0;
 }
+int opy_walk_marked(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why) {
+    (void)tstate, (void)stack_hi, (void)out, (void)max;
+    *why = OPY_WALK_NO_FRAMES;
+    return 0;
+}
 
 void opy_code_fingerprint(uintptr_t code, opy_code_fp *out) {
     (void)code;
@@ -164,7 +169,7 @@ static int read_cframe(PyThreadState *ts, _PyCFrame *c, uintptr_t sp, uintptr_t 
  * data-stack range or through a safe read, and the chain must meet each C frame's boundary:
  * an entry frame's previous is the older C frame's current frame, and the walk ends at the root.
  * A sample caught mid-push fails that test and is dropped (counted). */
-int opy_walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why) {
+static int walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why, int marks) {
     PyThreadState *ts = tstate;
     uintptr_t sp = (uintptr_t)&ts; /* this handler frame: every live C frame of the thread is above */
     range r[MAX_CHUNKS];
@@ -200,6 +205,13 @@ int opy_walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int 
             if (n == max) break; /* the core marks the cut */
             out[n].code = code;
             out[n].offset = (off >= 0 && off < (1 << 28)) ? (int32_t)off : -1;
+            out[n].entry = h.fr.is_entry != 0;
+            n++;
+        } else if (marks && h.fr.is_entry) {
+            if (n == max) break;
+            out[n].code = 0;
+            out[n].offset = -1;
+            out[n].entry = 1;
             n++;
         }
         if (h.fr.is_entry) {
@@ -219,6 +231,14 @@ int opy_walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int 
     }
     *why = n ? OPY_WALK_OK : OPY_WALK_NO_FRAMES;
     return n;
+}
+
+int opy_walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why) {
+    return walk(tstate, stack_hi, out, max, why, 0);
+}
+
+int opy_walk_marked(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why) {
+    return walk(tstate, stack_hi, out, max, why, 1);
 }
 
 /* The prefix of a code object up to its bytecode: header and all named fields. */

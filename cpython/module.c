@@ -13,6 +13,7 @@
 #include "opy.h"
 
 opy_stats opy_stats_g;
+static int merge_native; /* set at start: _PyEval_EvalFrameDefault was found */
 
 static pid_t gettid_(void) {
     return (pid_t)syscall(SYS_gettid);
@@ -22,16 +23,34 @@ static pid_t gettid_(void) {
 
 /* SIGNAL CONTEXT, on the interrupted thread: its own thread state comes from the PyGILState key
  * (the GIL holder's, _PyThreadState_GET(), belongs to whoever runs Python right now). */
+#define MERGE_MAX 256 /* frames of each kind merged per sample (8 KiB of the handler's stack) */
+
+/* SIGNAL CONTEXT: with native frames on, both stacks into buffers of their own, then merged. */
+static int walk_merged(void *ts, uintptr_t stack_hi, void *uc, otelprof_frame *out, int max) {
+    otelprof_frame nat[MERGE_MAX];
+    int nn = otelprof_unwind_native(uc, nat, MERGE_MAX);
+    if (nn <= 0) return -1; /* native frames off: the plain walk */
+    opy_raw_frame py[MERGE_MAX];
+    int np = 0, why = OPY_WALK_NO_FRAMES;
+    if (ts) np = opy_walk_marked(ts, stack_hi, py, MERGE_MAX, &why);
+    OPY_STAT_INC(walk[why]);
+    return opy_merge(nat, nn, py, np, out, max);
+}
+
 static int py_walk(void *user, void *uc, otelprof_frame *out, int max) {
-    (void)user, (void)uc;
+    (void)user;
     void *ts = opy_current_tstate();
+    /* The table only adds the C stack's top, when it describes this very state. */
+    opy_thread t;
+    uintptr_t stack_hi = ts && opy_threads_get(gettid_(), &t) == 0 && t.tstate == ts ? t.stack_hi : 0;
+    if (merge_native) {
+        int n = walk_merged(ts, stack_hi, uc, out, max);
+        if (n >= 0) return n;
+    }
     if (!ts) {
         OPY_STAT_INC(no_thread);
         return 0;
     }
-    /* The table only adds the C stack's top, when it describes this very state. */
-    opy_thread t;
-    uintptr_t stack_hi = opy_threads_get(gettid_(), &t) == 0 && t.tstate == ts ? t.stack_hi : 0;
     int why = OPY_WALK_OK;
     /* opy_raw_frame and otelprof_frame differ: walk into the tail of out, then expand in place
      * from the front (each raw frame is no larger than a core frame). */
@@ -125,6 +144,8 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
     ad.resolve = py_resolve;
     ad.resolve_on = OTELPROF_RESOLVE_ON_EXPORTER;
     ad.profile_closed = py_profile_closed;
+    merge_native = opy_merge_init();
+    ad.merges_native = merge_native;
     __atomic_store_n(&opy_python_alive, 1, __ATOMIC_RELEASE);
     rc = otelprof_start(cfg, &ad);
     otelprof_config_free(cfg);
@@ -207,6 +228,7 @@ static PyObject *m_stats(PyObject *self, PyObject *unused) {
               set_item(d, "dead_names_full", opy_stats_g.dead_names_full) ||
               set_item(d, "python_threads_full", opy_stats_g.threads_full) ||
               set_item(d, "python_threads_scanned", opy_stats_g.threads_scanned) ||
+              set_item(d, "native_merge_fallback", opy_stats_g.native_merge_fallback) ||
               set_item(d, "ctx_published", opy_stats_g.ctx_published);
     for (int i = 0; !bad && i < OTELPROF_DROP__COUNT; i++) {
         char k[64];

@@ -20,8 +20,9 @@ const char *opy_internals_versions(void);
 /* One Python frame as captured in signal context: the code object's address (never
  * dereferenced there) and the byte offset of the last instruction, or -1 when unknown. */
 typedef struct opy_raw_frame {
-    uintptr_t code;
+    uintptr_t code;  /* 0 only for an entry mark (see opy_walk) */
     int32_t offset;
+    int32_t entry;   /* 1: the newest frame of one _PyEval_EvalFrameDefault invocation's run */
 } opy_raw_frame;
 
 /* Why a walk stopped early; each reaches stats() through opy_walk_stats. */
@@ -37,6 +38,10 @@ enum {
  * (at most max) and returns the number of frames; *why gets an OPY_WALK_* code. stack_hi is the
  * top of the thread's C stack (0 = unknown). Never dereferences a code object. */
 int opy_walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why);
+/* The same, keeping the boundaries between interpreter invocations exact for merging with
+ * native frames: the entry frame of each invocation has entry = 1, and an invocation whose only
+ * frame has not started yet (skipped by opy_walk) leaves an entry mark {code = 0, entry = 1}. */
+int opy_walk_marked(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why);
 
 /* What identifies a code object well enough to tell it from a successor at the same address. */
 typedef struct opy_code_fp {
@@ -131,6 +136,13 @@ void opy_pinner_after_fork(void);
 /* 1 while the interpreter may be entered from a foreign thread (cleared at exit). */
 extern int opy_python_alive;
 
+/* ---- native frames interleaved with Python frames (native_merge.c) ------------------------- */
+/* Not AS-safe: finds _PyEval_EvalFrameDefault's code range; 0 when merging is not possible. */
+int opy_merge_init(void);
+/* SIGNAL CONTEXT: nat (otelprof_unwind_native) and py (opy_walk_marked), both leaf first, into
+ * out as one stack, each eval frame replaced by its run of Python frames. Returns the count. */
+int opy_merge(const otelprof_frame *nat, int nn, const opy_raw_frame *py, int np, otelprof_frame *out, int max);
+
 /* ---- self-metrics of the adapter (stats() merges them with the core's) ---------------------- */
 typedef struct opy_stats {
     uint64_t walk[OPY_WALK__COUNT];
@@ -143,6 +155,7 @@ typedef struct opy_stats {
                                 * address was reused */
     uint64_t threads_full;
     uint64_t threads_scanned;  /* threads found by the scan rather than by the threading hook */
+    uint64_t native_merge_fallback; /* native and Python stacks did not pair up (see opy_merge) */
     uint64_t ctx_published;    /* span context changes written to the OTEP 4947 record */
 } opy_stats;
 extern opy_stats opy_stats_g;

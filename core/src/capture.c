@@ -31,12 +31,18 @@ static void note_handler_time(uint64_t ns) {
                                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
 }
 
+int otelprof_unwind_native(void *uc, otelprof_frame *out, int max) {
+    if (!op_g.native_frames || !uc || max <= 0) return 0;
+    int k = op_unwind_native(uc, out, max);
+    return k > 0 ? (k < max ? k : max) : 0;
+}
+
 /* Fills the slot's frames: native first (leaf side) when enabled, then the adapter's. Slots hold
  * max_depth + 1 frames so that a stack of exactly max_depth is not mistaken for a cut one.
  * Returns -1 when the adapter asked to drop the sample. */
 static int capture_frames(op_slot *s, void *uc) {
     uint32_t max = op_g.max_depth, room = max + 1, n = 0;
-    if (op_g.native_frames) {
+    if (op_g.native_frames && !(op_g.has_adapter && op_g.adapter.merges_native)) {
         int k = op_unwind_native(uc, s->frames, (int)room);
         if (k > 0) n = (uint32_t)(k < (int)room ? k : (int)room);
     }

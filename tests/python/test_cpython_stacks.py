@@ -172,3 +172,31 @@ def test_threads_outside_threading_are_found(tmp_path):
         expect = secs / 0.010
         # Up to 100 ms pass before the scan finds a thread: at least 85% of its CPU is seen.
         assert 0.85 * expect <= got <= 1.10 * expect, (fn, got, expect)
+
+
+def test_native_frames_merged_with_python_frames(tmp_path):
+    """OTELPROF_NATIVE_FRAMES=1: each interpreter frame of the native stack is replaced by the
+    Python frames it ran, so C between Python levels and C under a Python leaf keep their place."""
+    r = run_py(["native_merge.py", "1.0"], tmp_path)
+    assert r.rc == 0, r.stderr
+    fallback, ok = map(int, re.search(r"native_merge_fallback (\d+) walk_ok (\d+)", r.stdout).groups())
+    assert ok >= 200 and fallback <= ok // 20, r.stdout  # merged, bar a few odd samples
+    folded = r.folded()  # root first
+    def pos(stack, pred):
+        return next((i for i, n in enumerate(stack) if pred(n)), -1)
+    callback = merged = hashing = under_hash = 0
+    for stack, v in folded.items():
+        if "outer_fn" in stack:
+            assert "_PyEval_EvalFrameDefault" not in stack, stack
+        if "keyfn" in stack:
+            callback += v
+            o, s, k = stack.index("outer_fn"), pos(stack, lambda n: "sorted" in n), stack.index("keyfn")
+            merged += v if 0 <= o < s < k else 0
+        if "hasher" in stack:
+            hashing += v
+            under_hash += v if pos(stack, lambda n: "sha256" in n.lower()) > stack.index("hasher") else 0
+    assert callback >= 100 and merged >= 0.9 * callback, (merged, callback)
+    assert hashing >= 50 and under_hash >= 0.9 * hashing, (under_hash, hashing)
+    # The native root (the loader's entry point) is below every Python frame.
+    assert all(stack[0] in ("_start", "__libc_start_main") or "outer_fn" not in stack for stack in folded), \
+        [s[:3] for s in folded][:5]

@@ -106,7 +106,16 @@ typedef struct otelprof_adapter {
     void (*resolve_requested)(void *user);
     /* Optional, exporter thread: a profile closed (used by adapters that pin ids until then). */
     void (*profile_closed)(void *user);
+    /* 1: when native frames are on, walk() interleaves them with the runtime's frames itself
+     * (through otelprof_unwind_native), putting each interpreter or VM frame's native caller
+     * chain where it belongs; 0: the core puts the native stack on the leaf side of walk()'s. */
+    int merges_native;
 } otelprof_adapter;
+
+/* SIGNAL CONTEXT (AS-safe, bounded), for walk() of an adapter with merges_native: when native
+ * frames are enabled, writes the interrupted thread's native stack from the signal's ucontext,
+ * leaf first, into out (at most max) and returns how many; 0 when native frames are off. */
+OTELPROF_API int otelprof_unwind_native(void *ucontext, otelprof_frame *out, int max);
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 /* Starts profiling with cfg (NULL = defaults + environment) and adapter (NULL = native mode:
