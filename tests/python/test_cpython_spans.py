@@ -91,3 +91,31 @@ def test_code_that_died_keeps_its_name(tmp_path):
                 fn = d.dictionary.function_table[line.function_index]
                 if d.dictionary.string_table[fn.name_strindex].startswith("churn_"):
                     assert line.line == 2, (d.dictionary.string_table[fn.name_strindex], line.line)
+
+
+def test_profile_id_span_processor_marks_local_roots():
+    """pyroscope.profile.id (the span's own hex id) on local root spans only: a span without a
+    parent or with a remote parent; never on a child of a local span."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import otelprof
+
+    provider = TracerProvider()
+    provider.add_span_processor(otelprof.ProfileIdSpanProcessor())
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = provider.get_tracer("profile-id-test")
+    remote = trace.set_span_in_context(trace.NonRecordingSpan(trace.SpanContext(
+        trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=trace.TraceFlags(1))))
+    with tracer.start_as_current_span("root"):
+        with tracer.start_as_current_span("child"):
+            pass
+    with tracer.start_as_current_span("server", context=remote):
+        pass
+    got = {s.name: s for s in spans.get_finished_spans()}
+    for name in ("root", "server"):
+        assert got[name].attributes.get("pyroscope.profile.id") == "%016x" % got[name].context.span_id, name
+    assert "pyroscope.profile.id" not in got["child"].attributes
