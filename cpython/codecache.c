@@ -31,16 +31,24 @@ typedef struct code_slot {
     PyObject *pinned;   /* strong reference once PINNED */
     char *name, *file;  /* owned UTF-8 copies, immutable once PINNED */
     int firstline;
+    uint32_t seen;      /* profile closes counted when a handler last met it (idle unpinning) */
 } code_slot;
 
 static code_slot slots[SLOTS];
 static uint32_t pending; /* slots in ST_NEW (approximate: a hint for the pinner) */
+static uint32_t closes;  /* profile closes so far (opy_code_profile_closed) */
 int opy_python_alive = 1;
 
 static uint32_t hash_code(uintptr_t p) {
     uint64_t x = (uint64_t)p >> 4;
     x *= 0x9e3779b97f4a7c15ull;
     return (uint32_t)(x >> 40) & (SLOTS - 1);
+}
+
+/* SIGNAL CONTEXT: a plain store, and only when it changes (once per slot per interval). */
+static void touch(code_slot *s) {
+    uint32_t now = __atomic_load_n(&closes, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&s->seen, __ATOMIC_RELAXED) != now) __atomic_store_n(&s->seen, now, __ATOMIC_RELAXED);
 }
 
 /* SIGNAL CONTEXT: CLAIMED -> NEW, unless the code object died meanwhile (see code_dealloc). */
@@ -67,24 +75,30 @@ uint32_t opy_code_note(uintptr_t code) {
                 uint32_t gen = GEN(v) + 1;
                 if (__atomic_compare_exchange_n(&s->state, &v, STATE(ST_CLAIMED, gen), 0, __ATOMIC_ACQ_REL,
                                                 __ATOMIC_ACQUIRE)) {
+                    touch(s);
                     opy_code_fingerprint(code, &s->fp);
                     publish_new(s, gen);
                     return gen;
                 }
             }
+            touch(s);
             return GEN(v); /* EMPTY only while its claimer is between two stores: generation 0 */
         }
         if (c == 0) {
             uintptr_t zero = 0;
             if (__atomic_compare_exchange_n(&s->code, &zero, code, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
                 __atomic_store_n(&s->state, STATE(ST_CLAIMED, 0), __ATOMIC_RELEASE);
+                touch(s);
                 /* Remember what the object looks like, so the pinner can tell it from a
                  * successor at the same address. */
                 opy_code_fingerprint(code, &s->fp);
                 publish_new(s, 0);
                 return 0;
             }
-            if (zero == code) return GEN(__atomic_load_n(&s->state, __ATOMIC_ACQUIRE));
+            if (zero == code) {
+                touch(s);
+                return GEN(__atomic_load_n(&s->state, __ATOMIC_ACQUIRE));
+            }
         }
     }
     OPY_STAT_INC(code_cache_full);
@@ -148,14 +162,16 @@ static code_slot *find(uintptr_t code) {
     return NULL;
 }
 
-/* ---- names of code objects that died before they could be pinned ---------------------------- */
+/* ---- names of code objects that died unpinned, or were unpinned ----------------------------- */
 
 /* Their frames may still wait to be named (samples are named when their profile closes), while a
  * new code object at the same address starts the slot's next generation. So the deallocator
  * copies names and location table, keyed by {address, generation}, and they are freed two
- * profile closes later, when every sample that could refer to them has been named. Only code
- * that dies within a few milliseconds of its first sample lands here (later ones are pinned), so
- * the set stays small; it is capped all the same. */
+ * profile closes later, when every sample that could refer to them has been named. The same
+ * happens when a pinned code object has not been sampled for IDLE_CLOSES closes: its reference
+ * is dropped (the program may free it) and its slot starts a new generation if it shows up again.
+ * So pinning holds only code that is in use, and the kept names stay few; they are capped all
+ * the same. */
 #define DEAD_BUCKETS 1024u
 #define DEAD_MAX 8192u
 
@@ -163,7 +179,7 @@ typedef struct dead_code {
     struct dead_code *next;
     uintptr_t code;
     uint32_t gen;
-    uint32_t closes; /* profile closes seen when it died */
+    uint32_t closes; /* profile closes counted when it died or was unpinned */
     char *name, *file;
     int firstline;
     uint8_t *linetable;
@@ -172,10 +188,24 @@ typedef struct dead_code {
 
 static pthread_mutex_t dead_lock = PTHREAD_MUTEX_INITIALIZER;
 static dead_code *dead[DEAD_BUCKETS];
-static uint32_t dead_count, closes;
+static uint32_t dead_count;
+/* Unpinned code objects whose reference the pinner drops with the GIL (under dead_lock). */
+static PyObject **release;
+static size_t release_n, release_cap;
+
+#define IDLE_CLOSES 3
 
 static uint32_t dead_bucket(uintptr_t code, uint32_t gen) {
     return (hash_code(code) ^ (gen * 0x9e37u)) & (DEAD_BUCKETS - 1);
+}
+
+/* dead_lock held. */
+static void dead_insert(dead_code *d) {
+    d->closes = __atomic_load_n(&closes, __ATOMIC_RELAXED);
+    uint32_t b = dead_bucket(d->code, d->gen);
+    d->next = dead[b];
+    dead[b] = d;
+    dead_count++;
 }
 
 static void dead_free(dead_code *d) {
@@ -209,25 +239,63 @@ static int dead_keep(PyCodeObject *co, uint32_t gen) {
         return -1;
     }
     pthread_mutex_lock(&dead_lock);
-    d->closes = closes;
-    uint32_t b = dead_bucket(d->code, gen);
-    d->next = dead[b];
-    dead[b] = d;
-    dead_count++;
+    dead_insert(d);
     pthread_mutex_unlock(&dead_lock);
     return 0;
 }
 
-/* Exporter thread. A sample that names a code object was taken before the object died; the close
- * that was running then, or the one after it, drained that sample and named it. */
+/* Exporter thread, dead_lock held, after this close named its frames (so no resolve() is
+ * reading slot names now; resolve() runs on this thread only). A pinned slot's fields are the
+ * exporter's to move: handlers never change a PINNED slot, and the pinner touches only NEW ones,
+ * which this slot can become only after the DEAD store below. */
+static void unpin_idle(void) {
+    uint32_t now = __atomic_load_n(&closes, __ATOMIC_RELAXED);
+    for (uint32_t i = 0; i < SLOTS && dead_count < DEAD_MAX / 2; i++) {
+        code_slot *s = &slots[i];
+        uint32_t v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        if (PHASE(v) != ST_PINNED || now - __atomic_load_n(&s->seen, __ATOMIC_RELAXED) < IDLE_CLOSES) continue;
+        if (release_n == release_cap) {
+            size_t cap = release_cap ? 2 * release_cap : 256;
+            PyObject **grown = realloc(release, cap * sizeof *grown);
+            if (!grown) return;
+            release = grown;
+            release_cap = cap;
+        }
+        dead_code *d = calloc(1, sizeof *d);
+        if (!d) return;
+        d->code = __atomic_load_n(&s->code, __ATOMIC_RELAXED);
+        d->gen = GEN(v);
+        d->name = s->name;
+        d->file = s->file;
+        d->firstline = s->firstline;
+        /* The location table is an immutable bytes object the pinned code holds: no GIL needed. */
+        PyObject *lt = ((PyCodeObject *)s->pinned)->co_linetable;
+        if (lt && PyBytes_Check(lt) && PyBytes_GET_SIZE(lt) > 0 &&
+            (d->linetable = malloc((size_t)PyBytes_GET_SIZE(lt)))) {
+            d->linetable_len = (size_t)PyBytes_GET_SIZE(lt);
+            memcpy(d->linetable, PyBytes_AS_STRING(lt), d->linetable_len);
+        }
+        dead_insert(d);
+        release[release_n++] = s->pinned;
+        s->name = s->file = NULL;
+        s->pinned = NULL;
+        __atomic_store_n(&s->state, STATE(ST_DEAD, GEN(v)), __ATOMIC_RELEASE);
+        OPY_STAT_INC(codes_unpinned);
+    }
+}
+
+/* Exporter thread. A sample that names a code object was taken before the object died (or was
+ * unpinned); the close that was running then, or the one after it, drained that sample and named
+ * it. */
 void opy_code_profile_closed(void) {
     pthread_mutex_lock(&dead_lock);
-    closes++;
+    __atomic_add_fetch(&closes, 1, __ATOMIC_RELAXED);
+    uint32_t now = closes;
     for (uint32_t b = 0; b < DEAD_BUCKETS; b++) {
         dead_code **pp = &dead[b];
         while (*pp) {
             dead_code *d = *pp;
-            if (closes - d->closes >= 2) {
+            if (now - d->closes >= 2) {
                 *pp = d->next;
                 dead_free(d);
                 dead_count--;
@@ -236,7 +304,26 @@ void opy_code_profile_closed(void) {
             }
         }
     }
+    unpin_idle();
     pthread_mutex_unlock(&dead_lock);
+}
+
+int opy_code_release_pending(void) {
+    return __atomic_load_n(&release_n, __ATOMIC_RELAXED) != 0;
+}
+
+/* GIL held: drops the references unpin_idle() took away from their slots. */
+void opy_code_release_unpinned(void) {
+    if (!opy_code_release_pending()) return;
+    pthread_mutex_lock(&dead_lock);
+    PyObject **list = release;
+    size_t n = release_n;
+    release = NULL;
+    release_n = release_cap = 0;
+    pthread_mutex_unlock(&dead_lock);
+    /* Outside the lock: a deallocation runs code_dealloc, which may take it. */
+    for (size_t i = 0; i < n; i++) Py_DECREF(list[i]);
+    free(list);
 }
 
 /* Exporter thread: names a frame of a dead code object from the kept copy. The strings stay
@@ -298,6 +385,7 @@ static int with_gil_pin(void) {
     if (!__atomic_load_n(&opy_python_alive, __ATOMIC_ACQUIRE) || _Py_IsFinalizing()) return -1;
     PyGILState_STATE g = PyGILState_Ensure();
     opy_code_pin_pending();
+    opy_code_release_unpinned();
     PyGILState_Release(g);
     return 0;
 }
@@ -360,7 +448,7 @@ static void *pinner_main(void *arg) {
         }
         pthread_cond_timedwait(&pin_cond, &pin_lock, &dl);
         if (pin_stop) break;
-        int scan = ++ticks % SCAN_EVERY == 0, pin = opy_code_pending();
+        int scan = ++ticks % SCAN_EVERY == 0, pin = opy_code_pending() || opy_code_release_pending();
         if (!scan && !pin) continue;
         pthread_mutex_unlock(&pin_lock);
         if (scan && __atomic_load_n(&opy_python_alive, __ATOMIC_ACQUIRE)) opy_threads_scan();

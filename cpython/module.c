@@ -170,6 +170,7 @@ static PyObject *m_stop(PyObject *self, PyObject *unused) {
     rc = otelprof_stop();
     opy_pinner_stop();
     Py_END_ALLOW_THREADS
+    opy_code_release_unpinned();
     opy_threads_clear();
     return PyBool_FromLong(rc == OTELPROF_OK);
 }
@@ -225,6 +226,7 @@ static PyObject *m_stats(PyObject *self, PyObject *unused) {
               set_item(d, "code_cache_full", opy_stats_g.code_cache_full) ||
               set_item(d, "codes_pinned", opy_stats_g.codes_pinned) ||
               set_item(d, "codes_dead", opy_stats_g.codes_dead) ||
+              set_item(d, "codes_unpinned", opy_stats_g.codes_unpinned) ||
               set_item(d, "dead_names_full", opy_stats_g.dead_names_full) ||
               set_item(d, "python_threads_full", opy_stats_g.threads_full) ||
               set_item(d, "python_threads_scanned", opy_stats_g.threads_scanned) ||

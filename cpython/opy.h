@@ -126,6 +126,9 @@ int opy_code_resolve(const otelprof_frame *f, otelprof_symbol *out);
 void opy_code_profile_closed(void);
 /* Fork child: locks the parent's other threads may have held are made usable again. */
 void opy_code_after_fork(void);
+/* GIL held: drops the references of code objects unpinned for being idle (see codecache.c). */
+void opy_code_release_unpinned(void);
+int opy_code_release_pending(void); /* AS-safe */
 /* GIL held: learn of code object deaths (before 3.12 through PyCode_Type's deallocator). */
 void opy_code_watch(void);
 /* Background pinner thread (runs with the GIL every few ms while codes wait). */
@@ -150,6 +153,7 @@ typedef struct opy_stats {
     uint64_t code_cache_full;  /* code object not cached: its frames resolve as [unknown] */
     uint64_t codes_pinned;
     uint64_t codes_dead;       /* freed before they could be pinned */
+    uint64_t codes_unpinned;   /* released after IDLE_CLOSES profile closes without a sample */
     uint64_t dead_names_full;  /* died unpinned past the cap of kept names: frames of that code
                                 * resolve from the first-sight copy, or as [unknown] once the
                                 * address was reused */

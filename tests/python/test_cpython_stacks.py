@@ -200,3 +200,18 @@ def test_native_frames_merged_with_python_frames(tmp_path):
     # The native root (the loader's entry point) is below every Python frame.
     assert all(stack[0] in ("_start", "__libc_start_main") or "outer_fn" not in stack for stack in folded), \
         [s[:3] for s in folded][:5]
+
+
+def test_idle_code_is_unpinned_and_repinned(tmp_path):
+    """Pinning holds only code in use: a code object not sampled for three profile closes gets its
+    reference back, and is pinned (and named) again when it runs again."""
+    r = run_py(["idle_code.py"], tmp_path)
+    assert r.rc == 0, r.stderr
+    base, pinned, idle, again = map(int, re.search(r"refs base (\d+) pinned (\d+) idle (\d+) again (\d+)",
+                                                   r.stdout).groups())
+    assert (pinned, idle, again) == (base + 1, base, base + 1), r.stdout
+    assert int(re.search(r"codes_unpinned (\d+)", r.stdout).group(1)) >= 1
+    samples = otlp_samples(r)
+    named = sum(v for names, v, _ in samples if "idle_fn" in names)
+    assert named >= 25, named  # 0.2 s at 5 ms, both runs
+    assert not any("[unknown]" in names for names, _, _ in samples), samples
