@@ -9,7 +9,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "opy.h"
 
@@ -37,6 +39,10 @@ typedef struct code_slot {
 static code_slot slots[SLOTS];
 static uint32_t pending; /* slots in ST_NEW (approximate: a hint for the pinner) */
 static uint32_t closes;  /* profile closes so far (opy_code_profile_closed) */
+/* What one close may spend waiting for the pinner, in all (see opy_code_resolve). Exporter
+ * thread only; refilled by opy_code_profile_closed. */
+#define PIN_WAIT_NS 50000000L
+static long pin_wait_left = PIN_WAIT_NS;
 int opy_python_alive = 1;
 
 static uint32_t hash_code(uintptr_t p) {
@@ -195,8 +201,9 @@ static size_t release_n, release_cap;
 
 #define IDLE_CLOSES 3
 
+/* Frame ids carry 16 bits of generation: records are keyed by the same 16 bits. */
 static uint32_t dead_bucket(uintptr_t code, uint32_t gen) {
-    return (hash_code(code) ^ (gen * 0x9e37u)) & (DEAD_BUCKETS - 1);
+    return (hash_code(code) ^ ((gen & 0xffffu) * 0x9e37u)) & (DEAD_BUCKETS - 1);
 }
 
 /* dead_lock held. */
@@ -224,7 +231,7 @@ static int dead_keep(PyCodeObject *co, uint32_t gen) {
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     d->code = (uintptr_t)co;
-    d->gen = gen;
+    d->gen = gen & 0xffffu;
     d->name = utf8_dup(co->co_qualname);
     d->file = utf8_dup(co->co_filename);
     d->firstline = co->co_firstlineno;
@@ -264,7 +271,7 @@ static void unpin_idle(void) {
         dead_code *d = calloc(1, sizeof *d);
         if (!d) return;
         d->code = __atomic_load_n(&s->code, __ATOMIC_RELAXED);
-        d->gen = GEN(v);
+        d->gen = GEN(v) & 0xffffu;
         d->name = s->name;
         d->file = s->file;
         d->firstline = s->firstline;
@@ -276,7 +283,8 @@ static void unpin_idle(void) {
             memcpy(d->linetable, PyBytes_AS_STRING(lt), d->linetable_len);
         }
         dead_insert(d);
-        release[release_n++] = s->pinned;
+        release[release_n] = s->pinned;
+        __atomic_store_n(&release_n, release_n + 1, __ATOMIC_RELAXED);
         s->name = s->file = NULL;
         s->pinned = NULL;
         __atomic_store_n(&s->state, STATE(ST_DEAD, GEN(v)), __ATOMIC_RELEASE);
@@ -288,6 +296,7 @@ static void unpin_idle(void) {
  * unpinned); the close that was running then, or the one after it, drained that sample and named
  * it. */
 void opy_code_profile_closed(void) {
+    pin_wait_left = PIN_WAIT_NS;
     pthread_mutex_lock(&dead_lock);
     __atomic_add_fetch(&closes, 1, __ATOMIC_RELAXED);
     uint32_t now = closes;
@@ -319,7 +328,8 @@ void opy_code_release_unpinned(void) {
     PyObject **list = release;
     size_t n = release_n;
     release = NULL;
-    release_n = release_cap = 0;
+    __atomic_store_n(&release_n, 0, __ATOMIC_RELAXED);
+    release_cap = 0;
     pthread_mutex_unlock(&dead_lock);
     /* Outside the lock: a deallocation runs code_dealloc, which may take it. */
     for (size_t i = 0; i < n; i++) Py_DECREF(list[i]);
@@ -332,7 +342,7 @@ static int dead_resolve(uintptr_t code, uint32_t gen, int offset, otelprof_symbo
     int found = 0;
     pthread_mutex_lock(&dead_lock);
     for (dead_code *d = dead[dead_bucket(code, gen)]; d; d = d->next) {
-        if (d->code != code || (d->gen & 0xffffu) != (gen & 0xffffu)) continue;
+        if (d->code != code || d->gen != (gen & 0xffffu)) continue;
         out->name = d->name;
         out->filename = d->file;
         out->start_line = d->firstline;
@@ -347,6 +357,49 @@ static int dead_resolve(uintptr_t code, uint32_t gen, int offset, otelprof_symbo
 void opy_code_after_fork(void) {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&dead_lock, &fresh, sizeof fresh);
+    /* A handler of a thread that does not exist here may have been mid-claim: its slot would
+     * never become NEW. DEAD makes the next sample of that code start a new generation. */
+    for (uint32_t i = 0; i < SLOTS; i++) {
+        code_slot *s = &slots[i];
+        uint32_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+        if (PHASE(v) == ST_CLAIMED || (PHASE(v) == ST_EMPTY && __atomic_load_n(&s->code, __ATOMIC_RELAXED)))
+            __atomic_store_n(&s->state, STATE(ST_DEAD, GEN(v)), __ATOMIC_RELAXED);
+    }
+}
+
+/* GIL held, profiling stopped (no handler, no exporter): nothing waits to be named any more, so
+ * every pinned code is let go and every kept name freed; a later start() begins afresh. */
+void opy_code_release_all(void) {
+    pthread_mutex_lock(&dead_lock);
+    for (uint32_t i = 0; i < SLOTS; i++) {
+        code_slot *s = &slots[i];
+        uint32_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
+        if (PHASE(v) != ST_PINNED) continue;
+        free(s->name);
+        free(s->file);
+        s->name = s->file = NULL;
+        if (release_n == release_cap) {
+            size_t cap = release_cap ? 2 * release_cap : 256;
+            PyObject **grown = realloc(release, cap * sizeof *grown);
+            if (!grown) break; /* stays pinned; tried again at the next stop */
+            release = grown;
+            release_cap = cap;
+        }
+        release[release_n] = s->pinned;
+        __atomic_store_n(&release_n, release_n + 1, __ATOMIC_RELAXED);
+        s->pinned = NULL;
+        __atomic_store_n(&s->state, STATE(ST_DEAD, GEN(v)), __ATOMIC_RELEASE);
+    }
+    for (uint32_t b = 0; b < DEAD_BUCKETS; b++) {
+        while (dead[b]) {
+            dead_code *d = dead[b];
+            dead[b] = d->next;
+            dead_free(d);
+        }
+    }
+    dead_count = 0;
+    pthread_mutex_unlock(&dead_lock);
+    opy_code_release_unpinned();
 }
 
 /* Code objects have no watchers before 3.12, so the cache learns of deaths from the type's
@@ -379,8 +432,8 @@ void opy_code_watch(void) {
     }
 }
 
-/* Takes the GIL from a thread Python does not know, unless the interpreter is going away (a
- * foreign thread that tries then would block forever or be terminated). */
+/* Takes the GIL from the pinner thread, unless the interpreter is going away (a foreign thread
+ * that tries then would block forever or be terminated). */
 static int with_gil_pin(void) {
     if (!__atomic_load_n(&opy_python_alive, __ATOMIC_ACQUIRE) || _Py_IsFinalizing()) return -1;
     PyGILState_STATE g = PyGILState_Ensure();
@@ -390,6 +443,33 @@ static int with_gil_pin(void) {
     return 0;
 }
 
+static void pinner_kick(void);
+
+/* Exporter thread: the names a handler copied at first sight (ASCII, the file's tail) and the
+ * first line, for a code that was never pinned. A handler rewrites fp only after moving the slot
+ * to a later generation, so the copy is good when the generation is unchanged after it. The copy
+ * lives here until the next call (the core copies the strings before that). */
+static int first_sight_names(code_slot *s, uint32_t gen, otelprof_symbol *out) {
+    static opy_code_fp copy;
+    memcpy(&copy, &s->fp, sizeof copy);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if ((GEN(__atomic_load_n(&s->state, __ATOMIC_ACQUIRE)) & 0xffffu) != gen) return -1;
+    copy.name[sizeof copy.name - 1] = 0;
+    copy.file[sizeof copy.file - 1] = 0;
+    if (!copy.ok || !copy.name[0]) return -1;
+    out->name = copy.name;
+    out->filename = copy.file[0] ? copy.file : NULL;
+    out->start_line = copy.firstlineno;
+    out->line = copy.firstlineno;
+    return 0;
+}
+
+
+/* Exporter thread. Never takes the GIL: the exporter holds the core's work lock during a close,
+ * and a thread that forks (or exits) holding the GIL waits for that lock. A code first seen in
+ * the last few milliseconds is left to the pinner, waiting at most PIN_WAIT_NS per close in all
+ * (a pinner that cannot get the GIL because its holder waits for this close costs 50 ms, not 50
+ * ms per frame), then named from its first-sight copy. */
 int opy_code_resolve(const otelprof_frame *f, otelprof_symbol *out) {
     uintptr_t code = opy_frame_code(f->id);
     uint32_t gen = opy_frame_gen(f->id);
@@ -399,20 +479,23 @@ int opy_code_resolve(const otelprof_frame *f, otelprof_symbol *out) {
     if ((GEN(v) & 0xffffu) != gen) /* an earlier generation: it died, its names were kept */
         return dead_resolve(code, gen, f->aux, out);
     if (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) {
-        if (with_gil_pin() < 0) return -1;
-        v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        pinner_kick();
+        struct timespec step = {0, 1000000L};
+        while (pin_wait_left > 0 && (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) && (GEN(v) & 0xffffu) == gen) {
+            nanosleep(&step, NULL);
+            pin_wait_left -= step.tv_nsec;
+            v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        }
         if ((GEN(v) & 0xffffu) != gen) return dead_resolve(code, gen, f->aux, out);
+        if (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) {
+            OPY_STAT_INC(codes_named_unpinned);
+            return first_sight_names(s, gen, out);
+        }
     }
     if (PHASE(v) == ST_DEAD) {
         if (dead_resolve(code, gen, f->aux, out) == 0) return 0;
-        if (!s->fp.ok || !s->fp.name[0]) return -1;
-        /* Past the cap of kept names, or dead before the pinner validated it: the names copied
-         * at first sight (ASCII), and its first line. */
-        out->name = s->fp.name;
-        out->filename = s->fp.file[0] ? s->fp.file : NULL;
-        out->start_line = s->fp.firstlineno;
-        out->line = s->fp.firstlineno;
-        return 0;
+        /* Past the cap of kept names, or dead before the pinner validated it. */
+        return first_sight_names(s, gen, out);
     }
     if (PHASE(v) != ST_PINNED) return -1;
     out->name = s->name ? s->name : "[unknown]";
@@ -432,11 +515,25 @@ static pthread_cond_t pin_cond = PTHREAD_COND_INITIALIZER;
 static int pin_stop;
 
 #define PIN_PERIOD_NS 10000000L
+
+static pid_t pinner_tid;
+
+/* Wakes the pinner now (codes wait to be pinned). */
+static void pinner_kick(void) {
+    pthread_mutex_lock(&pin_lock);
+    pthread_cond_broadcast(&pin_cond);
+    pthread_mutex_unlock(&pin_lock);
+}
+
+pid_t opy_pinner_tid(void) {
+    return __atomic_load_n(&pinner_tid, __ATOMIC_RELAXED);
+}
 #define SCAN_EVERY 10 /* periods: threads that never announce themselves are found within 100 ms */
 
 static void *pinner_main(void *arg) {
     (void)arg;
     unsigned ticks = 0;
+    __atomic_store_n(&pinner_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
     pthread_mutex_lock(&pin_lock);
     while (!pin_stop) {
         struct timespec dl;

@@ -14,6 +14,7 @@
 
 opy_stats opy_stats_g;
 static int merge_native; /* set at start: _PyEval_EvalFrameDefault was found */
+static int python_exiting; /* atexit ran: threads of ours could not take the GIL any more */
 
 static pid_t gettid_(void) {
     return (pid_t)syscall(SYS_gettid);
@@ -32,9 +33,23 @@ static int walk_merged(void *ts, uintptr_t stack_hi, void *uc, otelprof_frame *o
     if (nn <= 0) return -1; /* native frames off: the plain walk */
     opy_raw_frame py[MERGE_MAX];
     int np = 0, why = OPY_WALK_NO_FRAMES;
-    if (ts) np = opy_walk_marked(ts, stack_hi, py, MERGE_MAX, &why);
-    OPY_STAT_INC(walk[why]);
-    return opy_merge(nat, nn, py, np, out, max);
+    if (ts) {
+        np = opy_walk_marked(ts, stack_hi, py, MERGE_MAX, &why);
+        OPY_STAT_INC(walk[why]);
+        /* Caught mid-push or unreadable: dropped, as without native frames. */
+        if (why == OPY_WALK_INCONSISTENT || why == OPY_WALK_UNREADABLE) return 0;
+    } else {
+        OPY_STAT_INC(no_thread);
+    }
+    int n = opy_merge(nat, nn, py, np, out, max);
+    if ((nn == MERGE_MAX || np == MERGE_MAX) && n > 0 && n < max) {
+        /* Deeper than the merge buffers: mark the cut at the root side, as the core does. */
+        out[n].id = 0;
+        out[n].aux = 0;
+        out[n].kind = OTELPROF_FRAME_TRUNCATED;
+        n++;
+    }
+    return n;
 }
 
 static int py_walk(void *user, void *uc, otelprof_frame *out, int max) {
@@ -115,6 +130,10 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
                      PY_MAJOR_VERSION, PY_MINOR_VERSION, opy_internals_versions());
         return NULL;
     }
+    if (python_exiting) {
+        PyErr_SetString(PyExc_RuntimeError, "otelprof: the interpreter is exiting; not starting");
+        return NULL;
+    }
     char err[512] = "";
     otelprof_config *cfg = otelprof_config_new();
     if (!cfg) return PyErr_NoMemory();
@@ -170,7 +189,7 @@ static PyObject *m_stop(PyObject *self, PyObject *unused) {
     rc = otelprof_stop();
     opy_pinner_stop();
     Py_END_ALLOW_THREADS
-    opy_code_release_unpinned();
+    opy_code_release_all();
     opy_threads_clear();
     return PyBool_FromLong(rc == OTELPROF_OK);
 }
@@ -193,6 +212,7 @@ static PyObject *m_is_running(PyObject *self, PyObject *unused) {
 /* The interpreter is shutting down: foreign threads must not try to take the GIL any more. */
 static PyObject *m_python_exiting(PyObject *self, PyObject *unused) {
     (void)self, (void)unused;
+    python_exiting = 1;
     __atomic_store_n(&opy_python_alive, 0, __ATOMIC_RELEASE);
     Py_RETURN_NONE;
 }
@@ -227,6 +247,7 @@ static PyObject *m_stats(PyObject *self, PyObject *unused) {
               set_item(d, "codes_pinned", opy_stats_g.codes_pinned) ||
               set_item(d, "codes_dead", opy_stats_g.codes_dead) ||
               set_item(d, "codes_unpinned", opy_stats_g.codes_unpinned) ||
+              set_item(d, "codes_named_unpinned", opy_stats_g.codes_named_unpinned) ||
               set_item(d, "dead_names_full", opy_stats_g.dead_names_full) ||
               set_item(d, "python_threads_full", opy_stats_g.threads_full) ||
               set_item(d, "python_threads_scanned", opy_stats_g.threads_scanned) ||

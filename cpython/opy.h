@@ -100,9 +100,10 @@ void opy_threads_after_fork(pid_t old_tid, pid_t new_tid);
 uint64_t opy_threads_count(void);
 
 /* ---- code cache (codecache.c): pins every code object seen, resolves names ------------------ */
-/* A frame id is the code object's address with the code's generation in the top 16 bits: the
- * count of earlier code objects that were seen at that address and died before they could be
- * pinned. So a frame keeps its own name when its code dies and a new one takes the address. */
+/* A frame id is the code object's address with the code's generation in the top 16 bits: how
+ * many times the address's slot was started afresh (a code seen there died before it was
+ * pinned, or was unpinned for being idle). So a frame keeps its own name when its code dies and
+ * a new one takes the address. x86-64 and arm64 user addresses leave those bits zero. */
 #define OPY_GEN_SHIFT 48
 static inline uint64_t opy_frame_id(uintptr_t code, uint32_t gen) {
     if ((uint64_t)code >> OPY_GEN_SHIFT) return (uint64_t)code; /* no spare bits: generation 0 */
@@ -128,6 +129,10 @@ void opy_code_profile_closed(void);
 void opy_code_after_fork(void);
 /* GIL held: drops the references of code objects unpinned for being idle (see codecache.c). */
 void opy_code_release_unpinned(void);
+/* GIL held, after otelprof_stop(): lets every pinned code go and frees every kept name. */
+void opy_code_release_all(void);
+/* The pinner thread's tid (0 before it started): never a thread to sample. */
+pid_t opy_pinner_tid(void);
 int opy_code_release_pending(void); /* AS-safe */
 /* GIL held: learn of code object deaths (before 3.12 through PyCode_Type's deallocator). */
 void opy_code_watch(void);
@@ -154,6 +159,7 @@ typedef struct opy_stats {
     uint64_t codes_pinned;
     uint64_t codes_dead;       /* freed before they could be pinned */
     uint64_t codes_unpinned;   /* released after IDLE_CLOSES profile closes without a sample */
+    uint64_t codes_named_unpinned; /* named from the first-sight copy: not pinned by close time */
     uint64_t dead_names_full;  /* died unpinned past the cap of kept names: frames of that code
                                 * resolve from the first-sight copy, or as [unknown] once the
                                 * address was reused */

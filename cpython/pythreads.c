@@ -69,6 +69,7 @@ void opy_threads_scan(void) {
     int n = opy_list_threads(tids, states, SCAN_MAX);
     if (n < 0) return;
     int ngone = 0;
+    pid_t self = opy_pinner_tid();
     pthread_mutex_lock(&lock);
     /* Scanned entries whose thread state left the list: the thread is gone or left Python.
      * (Not decidable from a truncated list.) */
@@ -83,12 +84,14 @@ void opy_threads_scan(void) {
             gone[ngone++] = t;
         }
     }
+    /* Under the lock: a thread that reuses the tid registers itself only after its put, which
+     * waits for this lock, so this cannot remove the newcomer's timer. */
+    for (int k = 0; k < ngone; k++) otelprof_thread_unregister(gone[k]);
     /* New ones. No stack bound: their C frames are read through safe reads. */
     int nnew = 0;
     for (int k = 0; k < n; k++)
-        if (put_locked(tids[k], states[k], 0, 1, 1) == 1) tids[nnew++] = tids[k];
+        if (tids[k] != self && put_locked(tids[k], states[k], 0, 1, 1) == 1) tids[nnew++] = tids[k];
     pthread_mutex_unlock(&lock);
-    for (int k = 0; k < ngone; k++) otelprof_thread_unregister(gone[k]);
     if (!otelprof_is_running()) return;
     for (int k = 0; k < nnew; k++) {
         otelprof_thread_register(tids[k]);

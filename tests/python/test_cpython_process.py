@@ -101,6 +101,17 @@ def test_thousand_short_lived_threads_at_1khz(tmp_path):
     otlp_samples(r)
 
 
+def test_fork_while_profiles_close(tmp_path):
+    """150 forks while profiles close every 100 ms and new code keeps appearing: the exporter
+    names unpinned code without the GIL, so a thread that forks holding the GIL never waits on it
+    forever."""
+    r = run_py(["fork_during_closes.py", "150"], tmp_path, timeout=120)
+    assert r.rc == 0, r.stderr[-2000:]
+    m = re.search(r"forks (\d+) in ([0-9.]+) s", r.stdout)
+    assert m and int(m.group(1)) == 150, r.stdout
+    otlp_samples(r)
+
+
 @pytest.fixture(scope="module")
 def asan_lib(tmp_path_factory):
     if ASAN_DIR:
