@@ -197,9 +197,11 @@ def test_native_frames_merged_with_python_frames(tmp_path):
             under_hash += v if pos(stack, lambda n: "sha256" in n.lower()) > stack.index("hasher") else 0
     assert callback >= 100 and merged >= 0.9 * callback, (merged, callback)
     assert hashing >= 50 and under_hash >= 0.9 * hashing, (under_hash, hashing)
-    # The native root (the loader's entry point) is below every Python frame.
-    assert all(stack[0] in ("_start", "__libc_start_main") or "outer_fn" not in stack for stack in folded), \
-        [s[:3] for s in folded][:5]
+    # The native root (the loader's entry point) is below the Python frames, except in the few
+    # samples that fell back (counted above), which keep only the leaf side.
+    python = sum(v for stack, v in folded.items() if "outer_fn" in stack)
+    rooted = sum(v for stack, v in folded.items() if "outer_fn" in stack and stack[0] == "_start")
+    assert rooted >= 0.95 * python, (rooted, python, [s[:3] for s in folded][:5])
 
 
 def test_idle_code_is_unpinned_and_repinned(tmp_path):
