@@ -25,6 +25,7 @@ enum { ST_EMPTY = 0, ST_CLAIMED, ST_NEW, ST_PINNED, ST_DEAD };
 #define PHASE(v) ((v) & 15u)
 #define GEN(v) ((v) >> 4)
 #define STATE(phase, gen) ((uint32_t)(phase) | ((uint32_t)(gen) << 4))
+#define GEN16(v) (GEN(v) & 0xffffu) /* the part of the generation frame ids carry */
 
 typedef struct code_slot {
     uintptr_t code;     /* written once by a CAS from 0 */
@@ -143,9 +144,7 @@ int opy_code_pin_pending(void) {
         }
         PyCodeObject *co = (PyCodeObject *)code;
         Py_INCREF(co);
-        free(s->name);
-        free(s->file);
-        if (s->pinned) Py_DECREF(s->pinned);
+        /* name, file and pinned are NULL here: every way out of PINNED clears them. */
         s->pinned = (PyObject *)co;
         s->name = utf8_dup(co->co_qualname);
         s->file = utf8_dup(co->co_filename);
@@ -215,6 +214,29 @@ static void dead_insert(dead_code *d) {
     dead_count++;
 }
 
+/* A copy of the code's location table (an immutable bytes object), for exact lines later. */
+static void keep_linetable(dead_code *d, PyCodeObject *co) {
+    PyObject *lt = co->co_linetable;
+    if (lt && PyBytes_Check(lt) && PyBytes_GET_SIZE(lt) > 0 && (d->linetable = malloc((size_t)PyBytes_GET_SIZE(lt)))) {
+        d->linetable_len = (size_t)PyBytes_GET_SIZE(lt);
+        memcpy(d->linetable, PyBytes_AS_STRING(lt), d->linetable_len);
+    }
+}
+
+/* dead_lock held: hands a pinned reference to the pinner, which drops it with the GIL. */
+static int release_push(PyObject *o) {
+    if (release_n == release_cap) {
+        size_t cap = release_cap ? 2 * release_cap : 256;
+        PyObject **grown = realloc(release, cap * sizeof *grown);
+        if (!grown) return -1;
+        release = grown;
+        release_cap = cap;
+    }
+    release[release_n] = o;
+    __atomic_store_n(&release_n, release_n + 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
 static void dead_free(dead_code *d) {
     free(d->name);
     free(d->file);
@@ -231,15 +253,11 @@ static int dead_keep(PyCodeObject *co, uint32_t gen) {
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
     d->code = (uintptr_t)co;
-    d->gen = gen & 0xffffu;
+    d->gen = gen & 0xffffu; /* as frame ids carry it */
     d->name = utf8_dup(co->co_qualname);
     d->file = utf8_dup(co->co_filename);
     d->firstline = co->co_firstlineno;
-    PyObject *lt = co->co_linetable;
-    if (lt && PyBytes_Check(lt) && PyBytes_GET_SIZE(lt) > 0 && (d->linetable = malloc((size_t)PyBytes_GET_SIZE(lt)))) {
-        d->linetable_len = (size_t)PyBytes_GET_SIZE(lt);
-        memcpy(d->linetable, PyBytes_AS_STRING(lt), d->linetable_len);
-    }
+    keep_linetable(d, co);
     PyErr_Restore(et, ev, tb);
     if (!d->name) {
         dead_free(d);
@@ -261,30 +279,20 @@ static void unpin_idle(void) {
         code_slot *s = &slots[i];
         uint32_t v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
         if (PHASE(v) != ST_PINNED || now - __atomic_load_n(&s->seen, __ATOMIC_RELAXED) < IDLE_CLOSES) continue;
-        if (release_n == release_cap) {
-            size_t cap = release_cap ? 2 * release_cap : 256;
-            PyObject **grown = realloc(release, cap * sizeof *grown);
-            if (!grown) return;
-            release = grown;
-            release_cap = cap;
-        }
         dead_code *d = calloc(1, sizeof *d);
         if (!d) return;
+        if (release_push(s->pinned) < 0) {
+            free(d);
+            return;
+        }
         d->code = __atomic_load_n(&s->code, __ATOMIC_RELAXED);
-        d->gen = GEN(v) & 0xffffu;
+        d->gen = GEN16(v);
         d->name = s->name;
         d->file = s->file;
         d->firstline = s->firstline;
-        /* The location table is an immutable bytes object the pinned code holds: no GIL needed. */
-        PyObject *lt = ((PyCodeObject *)s->pinned)->co_linetable;
-        if (lt && PyBytes_Check(lt) && PyBytes_GET_SIZE(lt) > 0 &&
-            (d->linetable = malloc((size_t)PyBytes_GET_SIZE(lt)))) {
-            d->linetable_len = (size_t)PyBytes_GET_SIZE(lt);
-            memcpy(d->linetable, PyBytes_AS_STRING(lt), d->linetable_len);
-        }
+        /* The pinned code holds its table until the pinner drops the reference: no GIL needed. */
+        keep_linetable(d, (PyCodeObject *)s->pinned);
         dead_insert(d);
-        release[release_n] = s->pinned;
-        __atomic_store_n(&release_n, release_n + 1, __ATOMIC_RELAXED);
         s->name = s->file = NULL;
         s->pinned = NULL;
         __atomic_store_n(&s->state, STATE(ST_DEAD, GEN(v)), __ATOMIC_RELEASE);
@@ -375,18 +383,10 @@ void opy_code_release_all(void) {
         code_slot *s = &slots[i];
         uint32_t v = __atomic_load_n(&s->state, __ATOMIC_RELAXED);
         if (PHASE(v) != ST_PINNED) continue;
+        if (release_push(s->pinned) < 0) break; /* stays pinned; tried again at the next stop */
         free(s->name);
         free(s->file);
         s->name = s->file = NULL;
-        if (release_n == release_cap) {
-            size_t cap = release_cap ? 2 * release_cap : 256;
-            PyObject **grown = realloc(release, cap * sizeof *grown);
-            if (!grown) break; /* stays pinned; tried again at the next stop */
-            release = grown;
-            release_cap = cap;
-        }
-        release[release_n] = s->pinned;
-        __atomic_store_n(&release_n, release_n + 1, __ATOMIC_RELAXED);
         s->pinned = NULL;
         __atomic_store_n(&s->state, STATE(ST_DEAD, GEN(v)), __ATOMIC_RELEASE);
     }
@@ -453,7 +453,7 @@ static int first_sight_names(code_slot *s, uint32_t gen, otelprof_symbol *out) {
     static opy_code_fp copy;
     memcpy(&copy, &s->fp, sizeof copy);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    if ((GEN(__atomic_load_n(&s->state, __ATOMIC_ACQUIRE)) & 0xffffu) != gen) return -1;
+    if (GEN16(__atomic_load_n(&s->state, __ATOMIC_ACQUIRE)) != gen) return -1;
     copy.name[sizeof copy.name - 1] = 0;
     copy.file[sizeof copy.file - 1] = 0;
     if (!copy.ok || !copy.name[0]) return -1;
@@ -476,17 +476,17 @@ int opy_code_resolve(const otelprof_frame *f, otelprof_symbol *out) {
     code_slot *s = find(code);
     if (!s) return -1;
     uint32_t v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-    if ((GEN(v) & 0xffffu) != gen) /* an earlier generation: it died, its names were kept */
+    if (GEN16(v) != gen) /* an earlier generation: it died, its names were kept */
         return dead_resolve(code, gen, f->aux, out);
     if (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) {
         pinner_kick();
         struct timespec step = {0, 1000000L};
-        while (pin_wait_left > 0 && (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) && (GEN(v) & 0xffffu) == gen) {
+        while (pin_wait_left > 0 && (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) && GEN16(v) == gen) {
             nanosleep(&step, NULL);
             pin_wait_left -= step.tv_nsec;
             v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
         }
-        if ((GEN(v) & 0xffffu) != gen) return dead_resolve(code, gen, f->aux, out);
+        if (GEN16(v) != gen) return dead_resolve(code, gen, f->aux, out);
         if (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) {
             OPY_STAT_INC(codes_named_unpinned);
             return first_sight_names(s, gen, out);
@@ -528,6 +528,7 @@ static void pinner_kick(void) {
 pid_t opy_pinner_tid(void) {
     return __atomic_load_n(&pinner_tid, __ATOMIC_RELAXED);
 }
+
 #define SCAN_EVERY 10 /* periods: threads that never announce themselves are found within 100 ms */
 
 static void *pinner_main(void *arg) {

@@ -22,8 +22,6 @@ static pid_t gettid_(void) {
 
 /* ---- the adapter ---------------------------------------------------------------------------- */
 
-/* SIGNAL CONTEXT, on the interrupted thread: its own thread state comes from the PyGILState key
- * (the GIL holder's, _PyThreadState_GET(), belongs to whoever runs Python right now). */
 #define MERGE_MAX 256 /* frames of each kind merged per sample (8 KiB of the handler's stack) */
 
 /* SIGNAL CONTEXT: with native frames on, both stacks into buffers of their own, then merged. */
@@ -52,6 +50,8 @@ static int walk_merged(void *ts, uintptr_t stack_hi, void *uc, otelprof_frame *o
     return n;
 }
 
+/* SIGNAL CONTEXT, on the interrupted thread: its own thread state comes from the PyGILState key
+ * (the GIL holder's, _PyThreadState_GET(), belongs to whoever runs Python right now). */
 static int py_walk(void *user, void *uc, otelprof_frame *out, int max) {
     (void)user;
     void *ts = opy_current_tstate();

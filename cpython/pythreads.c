@@ -64,16 +64,17 @@ int opy_threads_put(pid_t tid, void *tstate, uintptr_t stack_hi) {
 #define SCAN_MAX 1024
 
 void opy_threads_scan(void) {
-    static pid_t tids[SCAN_MAX], gone[SCAN_MAX];
+    static pid_t tids[SCAN_MAX];
     static void *states[SCAN_MAX];
     int n = opy_list_threads(tids, states, SCAN_MAX);
     if (n < 0) return;
-    int ngone = 0;
     pid_t self = opy_pinner_tid();
     pthread_mutex_lock(&lock);
     /* Scanned entries whose thread state left the list: the thread is gone or left Python.
-     * (Not decidable from a truncated list.) */
-    for (uint32_t i = 0; n < SCAN_MAX && i < SLOTS && ngone < SCAN_MAX; i++) {
+     * (Not decidable from a truncated list.) Unregistered under the lock: a thread that reuses
+     * the tid registers itself only after its put, which waits for this lock, so this cannot
+     * remove the newcomer's timer. */
+    for (uint32_t i = 0; n < SCAN_MAX && i < SLOTS; i++) {
         pid_t t = __atomic_load_n(&table[i].tid, __ATOMIC_RELAXED);
         if (t <= 0 || !table[i].scanned) continue;
         int listed = 0;
@@ -81,12 +82,9 @@ void opy_threads_scan(void) {
         if (!listed) {
             __atomic_store_n(&table[i].tid, REMOVED, __ATOMIC_RELEASE);
             live--;
-            gone[ngone++] = t;
+            otelprof_thread_unregister(t);
         }
     }
-    /* Under the lock: a thread that reuses the tid registers itself only after its put, which
-     * waits for this lock, so this cannot remove the newcomer's timer. */
-    for (int k = 0; k < ngone; k++) otelprof_thread_unregister(gone[k]);
     /* New ones. No stack bound: their C frames are read through safe reads. */
     int nnew = 0;
     for (int k = 0; k < n; k++)
