@@ -10,10 +10,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "op_config.h" /* max_depth and native_frames, to size the merge buffers */
 #include "opy.h"
 
 opy_stats opy_stats_g;
-static int merge_native; /* set at start: _PyEval_EvalFrameDefault was found */
+static int merge_native; /* set at start: native frames on, _PyEval_EvalFrameDefault found */
 static int python_exiting; /* atexit ran: threads of ours could not take the GIL any more */
 
 static pid_t gettid_(void) {
@@ -21,34 +22,6 @@ static pid_t gettid_(void) {
 }
 
 /* ---- the adapter ---------------------------------------------------------------------------- */
-
-#define MERGE_MAX 256 /* frames of each kind merged per sample (8 KiB of the handler's stack) */
-
-/* SIGNAL CONTEXT: with native frames on, both stacks into buffers of their own, then merged. */
-static int walk_merged(void *ts, uintptr_t stack_hi, void *uc, otelprof_frame *out, int max) {
-    otelprof_frame nat[MERGE_MAX];
-    int nn = otelprof_unwind_native(uc, nat, MERGE_MAX);
-    if (nn <= 0) return -1; /* native frames off: the plain walk */
-    opy_raw_frame py[MERGE_MAX];
-    int np = 0, why = OPY_WALK_NO_FRAMES;
-    if (ts) {
-        np = opy_walk_marked(ts, stack_hi, py, MERGE_MAX, &why);
-        OPY_STAT_INC(walk[why]);
-        /* Caught mid-push or unreadable: dropped, as without native frames. */
-        if (why == OPY_WALK_INCONSISTENT || why == OPY_WALK_UNREADABLE) return 0;
-    } else {
-        OPY_STAT_INC(no_thread);
-    }
-    int n = opy_merge(nat, nn, py, np, out, max);
-    if ((nn == MERGE_MAX || np == MERGE_MAX) && n > 0 && n < max) {
-        /* Deeper than the merge buffers: mark the cut at the root side, as the core does. */
-        out[n].id = 0;
-        out[n].aux = 0;
-        out[n].kind = OTELPROF_FRAME_TRUNCATED;
-        n++;
-    }
-    return n;
-}
 
 /* SIGNAL CONTEXT, on the interrupted thread: its own thread state comes from the PyGILState key
  * (the GIL holder's, _PyThreadState_GET(), belongs to whoever runs Python right now). */
@@ -59,7 +32,7 @@ static int py_walk(void *user, void *uc, otelprof_frame *out, int max) {
     opy_thread t;
     uintptr_t stack_hi = ts && opy_threads_get(gettid_(), &t) == 0 && t.tstate == ts ? t.stack_hi : 0;
     if (merge_native) {
-        int n = walk_merged(ts, stack_hi, uc, out, max);
+        int n = opy_merge_walk(ts, stack_hi, uc, out, max);
         if (n >= 0) return n;
     }
     if (!ts) {
@@ -163,7 +136,10 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
     ad.resolve = py_resolve;
     ad.resolve_on = OTELPROF_RESOLVE_ON_EXPORTER;
     ad.profile_closed = py_profile_closed;
-    merge_native = opy_merge_init();
+    /* Native frames are on for an adapter only when asked for (as the core decides); the merge
+     * buffers hold stacks as deep as the core's (max_depth + 1, see opy_merge_walk). */
+    merge_native = opy_merge_init() && cfg->native_frames_set && cfg->native_frames &&
+                   opy_merge_reserve(cfg->max_depth + 1) == 0;
     ad.merges_native = merge_native;
     __atomic_store_n(&opy_python_alive, 1, __ATOMIC_RELEASE);
     rc = otelprof_start(cfg, &ad);
@@ -252,6 +228,7 @@ static PyObject *m_stats(PyObject *self, PyObject *unused) {
               set_item(d, "python_threads_full", opy_stats_g.threads_full) ||
               set_item(d, "python_threads_scanned", opy_stats_g.threads_scanned) ||
               set_item(d, "native_merge_fallback", opy_stats_g.native_merge_fallback) ||
+              set_item(d, "native_merge_busy", opy_stats_g.native_merge_busy) ||
               set_item(d, "ctx_published", opy_stats_g.ctx_published);
     for (int i = 0; !bad && i < OTELPROF_DROP__COUNT; i++) {
         char k[64];

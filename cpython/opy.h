@@ -147,9 +147,14 @@ extern int opy_python_alive;
 /* ---- native frames interleaved with Python frames (native_merge.c) ------------------------- */
 /* Not AS-safe: finds _PyEval_EvalFrameDefault's code range; 0 when merging is not possible. */
 int opy_merge_init(void);
-/* SIGNAL CONTEXT: nat (otelprof_unwind_native) and py (opy_walk_marked), both leaf first, into
- * out as one stack, each eval frame replaced by its run of Python frames. Returns the count. */
-int opy_merge(const otelprof_frame *nat, int nn, const opy_raw_frame *py, int np, otelprof_frame *out, int max);
+/* Not AS-safe, before sampling starts: maps the merge buffers, each for stacks of cap frames
+ * (max_depth + 1). 0 on success, -1 when out of memory (then do not merge). */
+int opy_merge_reserve(int cap);
+/* SIGNAL CONTEXT, for walk(): unwinds the native stack (otelprof_unwind_native) and walks the
+ * Python chain (opy_walk_marked) into a merge buffer, then writes them into out (at most max) as
+ * one stack, leaf first, each eval frame replaced by its run of Python frames. Returns the count,
+ * or -1 when the plain walk should be used instead (native frames off, every buffer busy). */
+int opy_merge_walk(void *tstate, uintptr_t stack_hi, void *ucontext, otelprof_frame *out, int max);
 
 /* ---- self-metrics of the adapter (stats() merges them with the core's) ---------------------- */
 typedef struct opy_stats {
@@ -165,7 +170,8 @@ typedef struct opy_stats {
                                 * address was reused */
     uint64_t threads_full;
     uint64_t threads_scanned;  /* threads found by the scan rather than by the threading hook */
-    uint64_t native_merge_fallback; /* native and Python stacks did not pair up (see opy_merge) */
+    uint64_t native_merge_fallback; /* native and Python stacks did not pair up (see opy_merge_walk) */
+    uint64_t native_merge_busy; /* every merge buffer in use: the sample has Python frames only */
     uint64_t ctx_published;    /* span context changes written to the OTEP 4947 record */
 } opy_stats;
 extern opy_stats opy_stats_g;
