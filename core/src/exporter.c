@@ -229,6 +229,7 @@ static int init_state(const otelprof_config *cfg, const char *runtime) {
         ex.output = op_output_new(cfg, service);
     }
     kept_output = NULL;
+    if (ex.output) op_output_open(ex.output); /* directory problems are reported at start */
     return ex.output ? 0 : -1;
 }
 

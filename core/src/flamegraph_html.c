@@ -183,8 +183,8 @@ static void put_json(FILE *fp, const tree *t, const char *title, size_t nstacks,
     fputs("]}", fp);
 }
 
-long op_html_write(const op_folded *f, const char *path, const char *title) {
-    if (!f || !path) return -1;
+long op_html_print(const op_folded *f, FILE *fp, const char *title) {
+    if (!f || !fp) return -1;
     if (!title) title = "otelprof";
     size_t nlines;
     op_folded_line *v = op_folded_lines(f, &nlines);
@@ -192,33 +192,18 @@ long op_html_write(const op_folded *f, const char *path, const char *title) {
     tree t;
     memset(&t, 0, sizeof t);
     op_intern_init(&t.names, 0);
-    long ret = -1;
-    FILE *fp = NULL;
-    char tmp[4096];
+    long ret = -1, start = ftell(fp);
     if (tree_build(&t, v, nlines) < 0) {
         errno = ENOMEM;
         goto out;
     }
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-        errno = ENAMETOOLONG;
-        goto out;
-    }
-    fp = fopen(tmp, "w");
-    if (!fp) goto out;
     fputs(op_fg_template_head, fp);
     put_html_text(fp, title);
     fputs(op_fg_template_mid, fp);
     put_json(fp, &t, title, op_folded_nstacks(f), op_folded_dropped(f));
     fputs(op_fg_template_tail, fp);
-    long bytes = ftell(fp);
-    int err = ferror(fp);
-    if (fclose(fp) != 0 || err || bytes < 0 || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        errno = e;
-        goto out;
-    }
-    ret = bytes;
+    long end = ftell(fp);
+    if (!ferror(fp) && start >= 0 && end >= start) ret = end - start;
 out:
     tree_free(&t);
     free(v);

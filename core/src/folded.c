@@ -168,22 +168,11 @@ op_folded_line *op_folded_lines(const op_folded *f, size_t *n) {
     return v;
 }
 
-long op_folded_write(const op_folded *f, const char *path) {
-    if (!f || !path) return -1;
+long op_folded_print(const op_folded *f, FILE *fp) {
+    if (!f || !fp) return -1;
     size_t n;
     op_folded_line *v = op_folded_lines(f, &n);
     if (!v && n) return -1;
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-        free(v);
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    FILE *fp = fopen(tmp, "w");
-    if (!fp) {
-        free(v);
-        return -1;
-    }
     long bytes = 0;
     int err = 0;
     for (size_t i = 0; i < n && !err; i++) {
@@ -193,12 +182,5 @@ long op_folded_write(const op_folded *f, const char *path) {
         bytes += (long)v[i].len + w;
     }
     free(v);
-    if (fclose(fp) != 0) err = 1;
-    if (err || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        errno = e;
-        return -1;
-    }
-    return bytes;
+    return err ? -1 : bytes;
 }

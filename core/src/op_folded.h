@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <stdio.h>
 #include "op_profile.h"
 
 typedef struct op_folded op_folded;
@@ -16,11 +17,13 @@ void op_folded_free(op_folded *f);
 /* Adds every sample of p: key = frame names root..leaf joined by ';' (';' and newlines inside a
  * name are replaced by ':' and ' '), count += sample.count. */
 void op_folded_add(op_folded *f, const op_profile *p);
-/* Writes all lines, sorted by stack, atomically (tmp file + rename). Returns bytes or -1. */
-long op_folded_write(const op_folded *f, const char *path);
+/* Writes all lines, sorted by stack, to fp. Returns bytes or -1. Creating the file (safely, and
+ * atomically) is the caller's business: output_files.c. */
+long op_folded_print(const op_folded *f, FILE *fp);
 /* Writes a self-contained HTML flame graph (no network assets; search, zoom, works offline) of the
- * accumulated stacks, atomically. title is shown in the page. Returns bytes or -1. */
-long op_html_write(const op_folded *f, const char *path, const char *title);
+ * accumulated stacks to fp, a file (bytes are counted with ftell). title is shown in the page.
+ * Returns bytes or -1. */
+long op_html_print(const op_folded *f, FILE *fp, const char *title);
 /* Number of distinct stacks and total count, for tests and stats. */
 size_t op_folded_nstacks(const op_folded *f);
 uint64_t op_folded_total(const op_folded *f);
@@ -36,7 +39,7 @@ typedef struct op_folded_line {
     uint64_t count;
 } op_folded_line;
 
-/* The lines op_folded_write writes, in the same order ("[other]" included when non-zero): sorted
+/* The lines op_folded_print writes, in the same order ("[other]" included when non-zero): sorted
  * frame by frame, so stacks sharing a prefix of frames are adjacent (what the HTML writer folds
  * into a tree). Strings stay valid until the next add or free. The array is the caller's to
  * free(). NULL with *n = 0 when empty; NULL with *n = SIZE_MAX on ENOMEM. */
