@@ -6,11 +6,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <link.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -19,11 +21,18 @@
  * segments as op_mappings. Lookups go through a sorted index of mapping ranges.
  *
  * Unloaded objects (dlclose) are kept, marked stale: samples taken before the unload are
- * symbolised at the next profile close, after the object is gone, and the names and mappings
- * handed out must stay valid until op_symbolizer_free() anyway. A stale object stays in the
- * index until a live object (or a more recently seen stale one) overlaps its range. Reloading
- * the same file at the same address revives the old entry, and an image is shared by all loads
- * of the same file and build id, so memory grows only with distinct files and addresses.
+ * symbolised at the next profile close, after the object is gone. A stale object stays in the
+ * index until a live object (or a more recently present stale one) overlaps its range; stale
+ * objects are ordered by when they were last known to be loaded. Reloading the same file at the
+ * same address revives the old entry, and an image is shared by all loads of the same file and
+ * build id. At most MAX_INDEXED_STALE stale objects are kept; older ones are freed at a refresh
+ * (their images, and so every name handed out, stay until op_symbolizer_free()).
+ *
+ * An object loaded and unloaded between two refreshes (a program that loops dlopen, call,
+ * dlclose) is never seen by a scan. So native mode's dlclose wrapper (native_dl.c) notes the
+ * loaded objects just before the real dlclose and, after it, hands every object that went away
+ * to a process-wide list of retired objects with its unload time (op_symbolize_unload_begin/
+ * _end below); each refresh merges the retirements it has not seen yet as stale objects.
  *
  * Files are read with pread() of the headers and the two tables needed (never mmap: a file
  * truncated under us would raise SIGBUS in the host process). Every offset and size read from
@@ -36,7 +45,8 @@
 #define MAX_BUILD_ID 64                    /* bytes of build id kept (SHA-1 is 20) */
 #define MAX_TABLE_BYTES (256u << 20)       /* larger symbol or string tables are skipped */
 #define MAX_SECTIONS 65536u                /* larger section tables are treated as malformed */
-#define MAX_INDEXED_STALE 1024             /* stale objects indexed, most recently seen first */
+#define MAX_INDEXED_STALE 1024             /* stale objects kept and indexed, most recent first */
+#define MAX_RETIRED 64                     /* distinct objects in the dlclose retired list */
 #define VDSO_NAME "[vdso]"
 
 typedef struct sym_ent {
@@ -68,7 +78,8 @@ typedef struct loaded_obj {
     op_mapping maps[MAX_EXEC_SEGS];
     int nmaps;
     int live;
-    uint64_t last_seen; /* refresh generation in which it was last loaded */
+    int was_live;       /* live before the current scan (refresh only) */
+    uint64_t last_ns;   /* stale: CLOCK_MONOTONIC time it was last known to be loaded */
     struct loaded_obj *next;
 } loaded_obj;
 
@@ -83,7 +94,8 @@ struct op_symbolizer {
     loaded_obj *objs;
     range *index;
     size_t nindex;
-    uint64_t generation;
+    uint64_t last_scan_ns;         /* CLOCK_MONOTONIC time of the last scan */
+    uint64_t retired_seen;         /* retired-list sequence merged so far */
     unsigned long long adds, subs; /* loader counters at the last complete scan */
     int scanned;
     size_t max_bytes;              /* cap on symbol tables (0 = none) */
@@ -117,6 +129,12 @@ typedef struct scan {
 } scan;
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static uint64_t page_size(void) {
     long pg = sysconf(_SC_PAGESIZE);
@@ -513,6 +531,143 @@ static loaded_obj *new_obj(op_symbolizer *s, const seen_obj *o) {
     return lo;
 }
 
+/* ---- objects retired by dlclose, shared by every symbolizer in the process --------------- */
+
+/* A bounded table: an object retired again (same name, bias and build id: a loop of dlopen and
+ * dlclose) reuses its entry; a new one takes a free entry or the least recently retired. Written
+ * by dlclose callers, read by refreshes, under retired_lock (never in signal context). */
+typedef struct retired_ent {
+    seen_obj o;         /* o.name malloc'd */
+    uint64_t unload_ns; /* CLOCK_MONOTONIC */
+    uint64_t seq;       /* retirement number, 0 = empty entry */
+} retired_ent;
+
+static pthread_mutex_t retired_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t retired_once = PTHREAD_ONCE_INIT;
+static retired_ent retired_tab[MAX_RETIRED];
+static uint64_t retired_seq; /* last number handed out; read without the lock by refreshes */
+
+/* fork() while another thread holds the lock must not leave the child's copy locked. */
+static void retired_prepare(void) { pthread_mutex_lock(&retired_lock); }
+static void retired_release(void) { pthread_mutex_unlock(&retired_lock); }
+static void retired_init(void) { pthread_atfork(retired_prepare, retired_release, retired_release); }
+
+static int same_seen(const seen_obj *a, const seen_obj *b) {
+    return a->bias == b->bias && strcmp(a->name, b->name) == 0 &&
+           strcmp(a->build_id, b->build_id) == 0;
+}
+
+/* Takes ownership of o->name. */
+static void retire(seen_obj *o, uint64_t unload_ns) {
+    pthread_mutex_lock(&retired_lock);
+    retired_ent *slot = NULL;
+    for (int i = 0; i < MAX_RETIRED && !slot; i++)
+        if (retired_tab[i].seq && same_seen(&retired_tab[i].o, o)) slot = &retired_tab[i];
+    if (slot) {
+        free(o->name);
+    } else {
+        slot = &retired_tab[0];
+        for (int i = 1; i < MAX_RETIRED && slot->seq; i++)
+            if (retired_tab[i].seq < slot->seq) slot = &retired_tab[i];
+        if (slot->seq) free(slot->o.name);
+        slot->o = *o;
+    }
+    slot->unload_ns = unload_ns;
+    slot->seq = retired_seq + 1;
+    __atomic_store_n(&retired_seq, slot->seq, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&retired_lock);
+    o->name = NULL;
+}
+
+/* Adds the retirements s has not merged yet as stale objects. Returns 1 if any was added. */
+static int merge_retired(op_symbolizer *s) {
+    if (__atomic_load_n(&retired_seq, __ATOMIC_ACQUIRE) == s->retired_seen) return 0;
+    retired_ent got[MAX_RETIRED];
+    int n = 0;
+    pthread_mutex_lock(&retired_lock);
+    for (int i = 0; i < MAX_RETIRED; i++) {
+        const retired_ent *e = &retired_tab[i];
+        if (e->seq <= s->retired_seen) continue;
+        got[n] = *e;
+        if ((got[n].o.name = strdup(e->o.name))) n++; /* out of memory: that one is lost */
+    }
+    uint64_t seen = retired_seq;
+    pthread_mutex_unlock(&retired_lock);
+    int added = 0;
+    for (int i = 0; i < n; i++) {
+        loaded_obj *lo = find_obj(s, &got[i].o);
+        if (!lo) lo = new_obj(s, &got[i].o);
+        if (lo && !lo->live && lo->last_ns < got[i].unload_ns) {
+            lo->last_ns = got[i].unload_ns;
+            added = 1;
+        }
+        free(got[i].o.name);
+    }
+    s->retired_seen = seen;
+    return added;
+}
+
+struct op_unload_note {
+    scan before;
+};
+
+op_unload_note *op_symbolize_unload_begin(void) {
+    pthread_once(&retired_once, retired_init);
+    op_unload_note *n = calloc(1, sizeof *n);
+    if (!n) return NULL;
+    n->before.first = 1;
+    n->before.vdso_ehdr = (uint64_t)getauxval(AT_SYSINFO_EHDR);
+    n->before.page = page_size();
+    dl_iterate_phdr(collect_cb, &n->before);
+    return n;
+}
+
+typedef struct after_scan {
+    const scan *before;
+    uint8_t *present; /* per object noted before: still loaded */
+    int first, none_gone;
+} after_scan;
+
+static int present_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+    after_scan *a = arg;
+    if (a->first) {
+        a->first = 0;
+        if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs) &&
+            info->dlpi_subs == a->before->subs) {
+            a->none_gone = 1; /* nothing unloaded since the note */
+            return 1;
+        }
+    }
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    for (size_t i = 0; i < a->before->n; i++) {
+        const seen_obj *o = &a->before->v[i];
+        if (!a->present[i] && o->bias == (uint64_t)info->dlpi_addr && strcmp(o->name, name) == 0) {
+            a->present[i] = 1;
+            break;
+        }
+    }
+    return 0;
+}
+
+void op_symbolize_unload_end(op_unload_note *n) {
+    if (!n) return;
+    scan *b = &n->before;
+    uint8_t *present = b->n ? calloc(b->n, 1) : NULL;
+    if (present) {
+        after_scan a = {b, present, 1, 0};
+        dl_iterate_phdr(present_cb, &a);
+        if (!a.none_gone) {
+            uint64_t now = mono_ns();
+            for (size_t i = 0; i < b->n; i++)
+                if (!present[i] && !b->v[i].is_vdso) retire(&b->v[i], now);
+        }
+    }
+    for (size_t i = 0; i < b->n; i++) free(b->v[i].name);
+    free(present);
+    free(b->v);
+    free(n);
+}
+
 static int range_cmp(const void *a, const void *b) {
     const range *x = a, *y = b;
     return x->start < y->start ? -1 : x->start > y->start;
@@ -521,12 +676,17 @@ static int range_cmp(const void *a, const void *b) {
 static int obj_pref_cmp(const void *a, const void *b) {
     const loaded_obj *x = *(loaded_obj *const *)a, *y = *(loaded_obj *const *)b;
     if (x->live != y->live) return x->live ? -1 : 1;
-    if (x->last_seen != y->last_seen) return x->last_seen > y->last_seen ? -1 : 1;
+    if (x->last_ns != y->last_ns) return x->last_ns > y->last_ns ? -1 : 1;
     return 0;
 }
 
+static void free_obj(loaded_obj *lo) {
+    free(lo->dl_name);
+    free(lo);
+}
+
 /* Rebuilds the lookup index: live objects first, then stale ones (newest first) where they do
- * not overlap anything already indexed. */
+ * not overlap anything already indexed. Stale objects past MAX_INDEXED_STALE are freed. */
 static void rebuild_index(op_symbolizer *s) {
     size_t nobj = 0, nmap = 0;
     for (loaded_obj *lo = s->objs; lo; lo = lo->next) {
@@ -543,11 +703,14 @@ static void rebuild_index(op_symbolizer *s) {
     size_t k = 0;
     for (loaded_obj *lo = s->objs; lo; lo = lo->next) order[k++] = lo;
     qsort(order, nobj, sizeof(*order), obj_pref_cmp);
-    size_t n = 0, stale = 0;
+    size_t n = 0, stale = 0, kept = nobj;
     for (size_t i = 0; i < nobj; i++) {
         loaded_obj *lo = order[i];
         if (!lo->live) {
-            if (stale >= MAX_INDEXED_STALE) break;
+            if (stale >= MAX_INDEXED_STALE) {
+                kept = i;
+                break;
+            }
             stale++;
         }
         for (int j = 0; j < lo->nmaps; j++) {
@@ -561,6 +724,11 @@ static void rebuild_index(op_symbolizer *s) {
         }
     }
     qsort(idx, n, sizeof(*idx), range_cmp);
+    /* The new index references only order[0, kept): the rest can go. */
+    for (size_t i = kept; i < nobj; i++) free_obj(order[i]);
+    for (size_t i = 0; i + 1 < kept; i++) order[i]->next = order[i + 1];
+    if (kept) order[kept - 1]->next = NULL;
+    s->objs = kept ? order[0] : NULL;
     free(order);
     free(s->index);
     s->index = idx;
@@ -581,8 +749,7 @@ void op_symbolizer_free(op_symbolizer *s) {
     if (!s) return;
     for (loaded_obj *lo = s->objs, *nx; lo; lo = nx) {
         nx = lo->next;
-        free(lo->dl_name);
-        free(lo);
+        free_obj(lo);
     }
     for (elf_image *im = s->images, *nx; im; im = nx) {
         nx = im->next;
@@ -608,24 +775,30 @@ void op_symbolizer_refresh(op_symbolizer *s) {
     sc.vdso_ehdr = (uint64_t)getauxval(AT_SYSINFO_EHDR);
     sc.page = page_size();
     dl_iterate_phdr(collect_cb, &sc);
-    if (sc.unchanged) return;
-    s->generation++;
-    for (loaded_obj *lo = s->objs; lo; lo = lo->next) lo->live = 0;
-    for (size_t i = 0; i < sc.n; i++) {
-        loaded_obj *lo = find_obj(s, &sc.v[i]);
-        if (!lo) lo = new_obj(s, &sc.v[i]);
-        if (lo) {
-            lo->live = 1;
-            lo->last_seen = s->generation;
+    uint64_t now = mono_ns(), prev_scan = s->last_scan_ns;
+    s->last_scan_ns = now;
+    int changed = 0;
+    if (!sc.unchanged) {
+        changed = 1;
+        for (loaded_obj *lo = s->objs; lo; lo = lo->next) lo->was_live = lo->live, lo->live = 0;
+        for (size_t i = 0; i < sc.n; i++) {
+            loaded_obj *lo = find_obj(s, &sc.v[i]);
+            if (!lo) lo = new_obj(s, &sc.v[i]);
+            if (lo) lo->live = 1;
+            free(sc.v[i].name);
         }
-        free(sc.v[i].name);
+        free(sc.v);
+        /* Gone since the previous scan: last known loaded then (a retirement below may know
+         * better). */
+        for (loaded_obj *lo = s->objs; lo; lo = lo->next)
+            if (lo->was_live && !lo->live && lo->last_ns < prev_scan) lo->last_ns = prev_scan;
+        /* An incomplete scan must not let the next one be skipped as "unchanged". */
+        s->scanned = !sc.oom;
+        s->adds = sc.adds;
+        s->subs = sc.subs;
     }
-    free(sc.v);
-    /* An incomplete scan must not let the next one be skipped as "unchanged". */
-    s->scanned = !sc.oom;
-    s->adds = sc.adds;
-    s->subs = sc.subs;
-    rebuild_index(s);
+    if (merge_retired(s)) changed = 1;
+    if (changed) rebuild_index(s);
 }
 
 static const sym_ent *find_symbol(const elf_image *im, uint64_t addr) {
