@@ -6,7 +6,7 @@
  * native_mode.c it is part of the LD_PRELOAD-able shared library only.
  *
  * The two notes walk the loaded objects with dl_iterate_phdr, which takes the loader's lock; they
- * run with SIGPROF blocked, so our own bookkeeping never adds a moment where the sampling
+ * run with the profiling signal blocked, so our own bookkeeping never adds a moment where the sampling
  * handler (whose unwinder takes that lock too) interrupts a thread in the middle of acquiring
  * it. The real dlclose runs with the caller's mask: its time, destructors included, is sampled
  * as usual. */
@@ -14,15 +14,16 @@
 #include <errno.h>
 #include <signal.h>
 
+#include "op_profiler.h" /* OP_SIGNAL */
 #include "op_symbolize.h"
 #include "otelprof/otelprof.h"
 
 typedef int (*dlclose_fn)(void *);
 
-static void block_prof(sigset_t *old) {
+static void block_profiling_signal(sigset_t *old) {
     sigset_t prof;
     sigemptyset(&prof);
-    sigaddset(&prof, SIGPROF);
+    sigaddset(&prof, OP_SIGNAL);
     pthread_sigmask(SIG_BLOCK, &prof, old);
 }
 
@@ -36,12 +37,12 @@ OTELPROF_API int dlclose(void *handle) {
     }
     if (!otelprof_is_running()) return fn(handle);
     sigset_t old;
-    block_prof(&old);
+    block_profiling_signal(&old);
     op_unload_note *note = op_symbolize_unload_begin();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     int rc = fn(handle);
     int saved = errno;
-    block_prof(&old); /* the mask again: a destructor may have changed it */
+    block_profiling_signal(&old); /* the mask again: a destructor may have changed it */
     op_symbolize_unload_end(note);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     errno = saved;

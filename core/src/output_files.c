@@ -386,13 +386,13 @@ static int write_pprof(op_output *o, const op_profile *p, pid_t pid, unsigned se
     return rc;
 }
 
-static int write_folded(op_output *o, pid_t pid) {
+/* One whole-run file (folded or HTML): the run so far, printed into a fresh temporary file. */
+static int write_whole_run(op_output *o, pid_t pid, const char *ext, const char *what, printer print,
+                           const char *title) {
     char path[PATH_BUF];
-    long n = file_path(path, o, pid, -1, "folded") < 0
-                 ? -1
-                 : write_printed(path, o->folded, print_folded, NULL);
+    long n = file_path(path, o, pid, -1, ext) < 0 ? -1 : write_printed(path, o->folded, print, title);
     if (n < 0) {
-        failed(o, "folded file", path, strerror(errno));
+        failed(o, what, path, strerror(errno));
         return -1;
     }
     OP_STAT_ADD(bytes_written, n);
@@ -400,18 +400,10 @@ static int write_folded(op_output *o, pid_t pid) {
 }
 
 static int write_html(op_output *o, const op_profile *p, pid_t pid) {
-    char path[PATH_BUF], title[512];
+    char title[512];
     snprintf(title, sizeof title, "%s (pid %d) - %s", o->service, (int)pid,
              p->mode == OP_MODE_WALL ? "wall clock" : "CPU");
-    long n = file_path(path, o, pid, -1, "html") < 0
-                 ? -1
-                 : write_printed(path, o->folded, op_html_print, title);
-    if (n < 0) {
-        failed(o, "HTML file", path, strerror(errno));
-        return -1;
-    }
-    OP_STAT_ADD(bytes_written, n);
-    return 1;
+    return write_whole_run(o, pid, "html", "HTML file", op_html_print, title);
 }
 
 int op_output_write(op_output *o, const op_profile *p, int final) {
@@ -440,7 +432,8 @@ int op_output_write(op_output *o, const op_profile *p, int final) {
         if (o->formats & OP_FMT_PPROF) r[1] = write_pprof(o, p, pid, seq);
     }
     op_folded_add(o->folded, p);
-    if (o->formats & OP_FMT_FOLDED) r[2] = write_folded(o, pid);
+    if (o->formats & OP_FMT_FOLDED)
+        r[2] = write_whole_run(o, pid, "folded", "folded file", print_folded, NULL);
     if (o->formats & OP_FMT_HTML) r[3] = write_html(o, p, pid);
     int wrote = r[0] > 0 || r[1] > 0 || r[2] > 0 || r[3] > 0;
     int bad = r[0] < 0 || r[1] < 0 || r[2] < 0 || r[3] < 0;
