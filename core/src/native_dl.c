@@ -1,15 +1,21 @@
-/* Native mode: dlclose is interposed so that code unloaded before the next profile close keeps
- * its names. Symbolisation happens at profile close, on the exporter thread; a library that a
+/* Native mode: dlclose is interposed, for two reasons.
+ *
+ * Names. Symbolisation happens at profile close, on the exporter thread; a library that a
  * program loads, calls and unloads in between (plugins, a dlopen/dlclose loop) is gone by then.
  * While the profiler runs, the wrapper notes the loaded objects before the real dlclose and hands
- * the ones it removed to the symbolizer as retired objects (op_symbolize_unload_end). Like
- * native_mode.c it is part of the LD_PRELOAD-able shared library only.
+ * the ones it removed to the symbolizer as retired objects (op_symbolize_unload_end).
  *
- * The two notes walk the loaded objects with dl_iterate_phdr, which takes the loader's lock; they
- * run with the profiling signal blocked, so our own bookkeeping never adds a moment where the sampling
- * handler (whose unwinder takes that lock too) interrupts a thread in the middle of acquiring
- * it. The real dlclose runs with the caller's mask: its time, destructors included, is sampled
- * as usual. */
+ * No deadlock of our making. dlclose takes the loader's lock, and so does the sampling handler's
+ * unwinder (libunwind looks unwind tables up with dl_iterate_phdr): a signal that lands while
+ * its thread is in the middle of taking or releasing that lock makes the handler wait for itself
+ * forever, and the owner-field guard in unwind_native.c cannot see those instructions. So the
+ * notes and the real dlclose run with the profiling signal blocked; a signal arriving meanwhile
+ * stays pending and is taken when dlclose returns, its weight intact, charged to dlclose's caller
+ * (destructors are not broken down). dlopen is not interposed: glibc resolves a bare name against
+ * the RUNPATH of dlopen's caller, which a wrapper would replace by this library. dlopen, and
+ * loader calls made inside libc, stay exposed until the handler no longer uses the loader.
+ *
+ * Like native_mode.c this is part of the LD_PRELOAD-able shared library only. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
@@ -20,13 +26,6 @@
 
 typedef int (*dlclose_fn)(void *);
 
-static void block_profiling_signal(sigset_t *old) {
-    sigset_t prof;
-    sigemptyset(&prof);
-    sigaddset(&prof, OP_SIGNAL);
-    pthread_sigmask(SIG_BLOCK, &prof, old);
-}
-
 OTELPROF_API int dlclose(void *handle) {
     static dlclose_fn real;
     dlclose_fn fn = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
@@ -36,15 +35,16 @@ OTELPROF_API int dlclose(void *handle) {
         __atomic_store_n(&real, fn, __ATOMIC_RELEASE);
     }
     if (!otelprof_is_running()) return fn(handle);
-    sigset_t old;
-    block_profiling_signal(&old);
+    sigset_t prof, old;
+    sigemptyset(&prof);
+    sigaddset(&prof, OP_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &prof, &old);
     op_unload_note *note = op_symbolize_unload_begin();
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     int rc = fn(handle);
     int saved = errno;
-    block_profiling_signal(&old); /* the mask again: a destructor may have changed it */
     op_symbolize_unload_end(note);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* Only our signal is unblocked again: a destructor may have changed the mask on purpose. */
+    if (!sigismember(&old, OP_SIGNAL)) pthread_sigmask(SIG_UNBLOCK, &prof, NULL);
     errno = saved;
     return rc;
 }

@@ -1,7 +1,7 @@
-"""Code unloaded before the profile closes: a program loops dlopen(libdlvictim.so) -> burn ~3 ms
+"""Code unloaded before the profile closes: a program loops dlopen(libdlvictim.so) -> burn ~10 ms
 in it -> dlclose. Symbolisation runs at profile close, when the library is usually gone; native
 mode's dlclose wrapper keeps what each unload removed so those samples still carry the library's
-function names. Also: the loop in wall mode at 1 ms never hangs."""
+function names."""
 import os
 import re
 import subprocess
