@@ -42,11 +42,10 @@
  *   the object list in the middle of dlclose, which unmaps an object before unlinking it:
  *   reading its program headers would fault.
  *   Guard: op_unwind_init() locates the loader lock (see find_loader_lock) and the handler
- *   does not call libunwind when the interrupted thread owns it; it reports the exact pc
- *   only. The remaining window is a thread interrupted inside pthread_mutex_lock() on that
- *   lock after taking the lock word but before recording itself as owner: a few
- *   instructions. glibc 2.35+ has the lock-free _dl_find_object(); libunwind 1.6 does not
- *   use it.
+ *   does not call libunwind when the interrupted thread may hold it (may_hold_loader_lock:
+ *   it owns it, or the lock word is taken with no owner recorded, the few instructions inside
+ *   pthread_mutex_lock/unlock where the owner field lags); it reports the exact pc only.
+ *   glibc 2.35+ has the lock-free _dl_find_object(); libunwind 1.6 does not use it.
  * - No malloc on the unw_step() path of this build: internal records (e.g. for
  *   DW_CFA_remember_state) come from libunwind's own mmap-backed pools, under a mutex held with
  *   signals blocked. Its malloc() calls sit in the ELF reader behind unw_get_proc_name(), which
@@ -72,9 +71,9 @@ _Static_assert(sizeof(unw_context_t) == sizeof(ucontext_t), "unw_context_t is uc
 #define AUX_EXACT_PC 0
 #define AUX_RETURN_ADDRESS 1
 
-/* Owner field of glibc's loader write lock, or NULL when it could not be located (other libc,
- * unexpected layout): then the guard is off. Written once before sampling starts. */
-static const volatile int *loader_lock_owner;
+/* glibc's loader write lock, or NULL when it could not be located (other libc, unexpected
+ * layout): then the guard is off. Written once before sampling starts. */
+static const pthread_mutex_t *loader_lock;
 
 typedef struct lock_search {
     const unsigned char *base;
@@ -114,7 +113,20 @@ static void find_loader_lock(void) {
     dl_iterate_phdr(find_lock_cb, &ls);
     /* Exactly one candidate, and no longer ours once dl_iterate_phdr has returned. */
     if (ls.matches == 1 && ls.found->__data.__owner != ls.tid)
-        __atomic_store_n(&loader_lock_owner, &ls.found->__data.__owner, __ATOMIC_RELEASE);
+        __atomic_store_n(&loader_lock, ls.found, __ATOMIC_RELEASE);
+}
+
+/* Whether the interrupted thread (the caller: a handler runs on it) may hold the loader lock.
+ * glibc's recursive mutex takes the lock word before it records the owner, and on release clears
+ * the owner before it frees the lock word: in those windows the lock is held with owner 0. So a
+ * held lock word with no owner counts as ours too. Another thread inside such a window is a
+ * false positive that costs one sample its callers, never a hang. */
+static int may_hold_loader_lock(void) {
+    const pthread_mutex_t *m = __atomic_load_n(&loader_lock, __ATOMIC_ACQUIRE);
+    if (!m) return 0;
+    int owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
+    if (owner == (int)syscall(SYS_gettid)) return 1;
+    return owner == 0 && __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) != 0;
 }
 
 /* Exact pc of the interrupted context, read without libunwind. */
@@ -133,8 +145,7 @@ int op_unwind_native(void *uc, otelprof_frame *out, int max) {
     if (!uc || !out || max <= 0) return 0;
     int saved_errno = errno;
     int n = 0;
-    const volatile int *owner = __atomic_load_n(&loader_lock_owner, __ATOMIC_ACQUIRE);
-    if (owner && *owner == (int)syscall(SYS_gettid)) {
+    if (may_hold_loader_lock()) {
         /* This thread is inside the loader: libunwind could deadlock or fault here (see the
          * notes at the top). The leaf alone still attributes the sample. */
         uint64_t pc = context_pc(uc);
@@ -192,6 +203,6 @@ void op_unwind_init(void) {
      * seeds the cache (the whole process's, where the build falls back to a global cache).
      * The loader-lock guard must be in place before the first sample. */
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-    if (!__atomic_load_n(&loader_lock_owner, __ATOMIC_ACQUIRE)) find_loader_lock();
+    if (!__atomic_load_n(&loader_lock, __ATOMIC_ACQUIRE)) find_loader_lock();
     (void)warm_walk();
 }

@@ -1,5 +1,6 @@
-/* Loops dlopen(libdlvictim.so) -> burn ~10 ms in dlvictim_burn -> dlclose, for argv[1] seconds
- * (default 5); prints "iterations N". argv[2] names the library (default: ../lib/libdlvictim.so
+/* Loops dlopen(libdlvictim.so) -> burn in dlvictim_burn -> dlclose, for argv[1] seconds (default
+ * 5); prints "iterations N". argv[2] is the burn per iteration in ms (default 10; short burns put
+ * most samples inside the loader), argv[3] names the library (default: ../lib/libdlvictim.so
  * beside this program). Each call goes through call_victim, a main-program function, so every
  * sample of the library's code passes through a frame that is always named. */
 #include <dlfcn.h>
@@ -39,9 +40,10 @@ static void *open_victim(const char *path, burn_fn *fn) {
 
 int main(int argc, char **argv) {
     double secs = argc > 1 ? atof(argv[1]) : 5.0;
+    double burn_ms = argc > 2 ? atof(argv[2]) : 10.0;
     char path[PATH_MAX];
-    if (argc > 2) {
-        snprintf(path, sizeof path, "%s", argv[2]);
+    if (argc > 3) {
+        snprintf(path, sizeof path, "%s", argv[3]);
     } else {
         char self[PATH_MAX];
         ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -49,8 +51,7 @@ int main(int argc, char **argv) {
         self[n] = '\0';
         snprintf(path, sizeof path, "%s/../lib/libdlvictim.so", dirname(self));
     }
-    /* Calibrate: how many iterations make about 10 ms (long against the loader calls: dlopen is
-     * not protected against the loader-lock deadlock yet, see core/src/native_dl.c). */
+    /* Calibrate: how many iterations make burn_ms. */
     burn_fn fn;
     void *h = open_victim(path, &fn);
     uint64_t probe = 200;
@@ -58,7 +59,7 @@ int main(int argc, char **argv) {
     sink += call_victim(fn, probe, 1);
     int64_t took = mono_ns() - t0;
     dlclose(h);
-    uint64_t iters = took > 0 ? (uint64_t)((double)probe * 10e6 / (double)took) : probe;
+    uint64_t iters = took > 0 ? (uint64_t)((double)probe * burn_ms * 1e6 / (double)took) : probe;
     if (iters < 1) iters = 1;
 
     int64_t end = mono_ns() + (int64_t)(secs * 1e9);
