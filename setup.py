@@ -56,7 +56,7 @@ class BuildExt(build_ext):
 
 def sources():
     core = [p for p in sorted(glob.glob(os.path.join(ROOT, "core", "src", "*.c")))
-            if os.path.basename(p) not in ("native_mode.c", "native_dl.c")]
+            if os.path.basename(p) not in ("native_mode.c", "native_dl.c", "native_exec.c")]
     return [rel(p) for p in core + sorted(glob.glob(os.path.join(ROOT, "cpython", "*.c")))]
 
 

@@ -291,7 +291,7 @@ static __thread uint8_t tl_ids[24];
 
 /* set_span(trace_id: bytes|None, span_id: bytes|None, flags: int): makes this the span of the
  * calling thread's OTEP 4947 record. Changes are arbitrary (asyncio switches tasks without
- * nesting), so the old record is detached and the new one attached with SIGPROF blocked: a
+ * nesting), so the old record is detached and the new one attached with the profiling signal blocked: a
  * sample never sees the gap between the two. */
 static PyObject *m_set_span(PyObject *self, PyObject *args) {
     (void)self;
@@ -309,7 +309,7 @@ static PyObject *m_set_span(PyObject *self, PyObject *args) {
     if ((has && tl_token && memcmp(ids, tl_ids, 24) == 0) || (!has && !tl_token)) Py_RETURN_NONE;
     sigset_t prof, old;
     sigemptyset(&prof);
-    sigaddset(&prof, SIGPROF);
+    sigaddset(&prof, otelprof_signal_number());
     pthread_sigmask(SIG_BLOCK, &prof, &old);
     if (tl_token) otelprof_ctx_detach(tl_token);
     tl_token = has ? otelprof_ctx_attach(ids, ids + 16, (uint8_t)flags, NULL, 0) : NULL;
@@ -358,6 +358,19 @@ static PyObject *m_after_fork_child(PyObject *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+/* exec_prepare() / exec_failed(): around os.execv and os.execve (see otelprof/__init__.py). */
+static PyObject *m_exec_prepare(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    otelprof_exec_prepare();
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_exec_failed(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    otelprof_exec_failed();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"supported", m_supported, METH_NOARGS, "True when this interpreter version can be profiled."},
     {"start", m_start, METH_VARARGS, "start(options: dict[str, str]) -> bool"},
@@ -371,6 +384,8 @@ static PyMethodDef methods[] = {
     {"set_span", m_set_span, METH_VARARGS, "set_span(trace_id, span_id, flags=0)"},
     {"after_fork_child", m_after_fork_child, METH_NOARGS, NULL},
     {"python_exiting", m_python_exiting, METH_NOARGS, NULL},
+    {"exec_prepare", m_exec_prepare, METH_NOARGS, "Quiesces the calling thread before exec."},
+    {"exec_failed", m_exec_failed, METH_NOARGS, "Resumes sampling after a failed exec."},
     {"_code_line", m_code_line, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };

@@ -3,6 +3,8 @@
 #include "op_capture.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -76,8 +78,8 @@ static void copy_context(op_slot *s) {
     }
 }
 
-/* Our signals: per-thread timers (SI_TIMER), the wall engine's tagged SI_QUEUE, ITIMER_PROF
- * (SI_KERNEL) when that engine runs. Anything else belongs to whoever had the handler before. */
+/* Our signals: our timers (SI_TIMER, by kernel timer id) and the wall engine's tagged SI_QUEUE.
+ * Anything else belongs to whoever had the handler before. */
 static int is_ours(const siginfo_t *si, int64_t *weight) {
     if (si->si_code == SI_TIMER) {
         if (!op_engine_cpu_owns_timer(si->si_timerid)) return 0;
@@ -90,10 +92,6 @@ static int is_ours(const siginfo_t *si, int64_t *weight) {
         uint64_t v = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
         if ((v & 0xff00000000000000ull) != OP_WALL_SIGVAL_TAG) return 0;
         if (op_engine_wall_weight((uint32_t)(v & 0xffffffffu), weight) < 0) *weight = 0;
-        return 1;
-    }
-    if (si->si_code == SI_KERNEL && op_g.engine == &op_engine_itimer) {
-        *weight = 1;
         return 1;
     }
     return 0;
@@ -157,19 +155,66 @@ out:
     errno = saved_errno;
 }
 
-int op_capture_install(void) {
+int op_signo;
+
+int otelprof_signal_number(void) {
+    return __atomic_load_n(&op_signo, __ATOMIC_RELAXED);
+}
+
+static int handler_is_ours(int sig) {
+    struct sigaction cur;
+    return sigaction(sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+           cur.sa_sigaction == op_signal_handler;
+}
+
+/* A real-time signal nobody uses: default disposition and not blocked on the starting thread.
+ * Searched from SIGRTMAX down, since programs and libraries that take real-time signals mostly
+ * count up from SIGRTMIN. */
+static int pick_free_signal(void) {
+    sigset_t mask;
+    pthread_sigmask(SIG_BLOCK, NULL, &mask);
+    for (int sig = SIGRTMAX; sig >= SIGRTMIN + 2; sig--) {
+        struct sigaction cur;
+        if (sigaction(sig, NULL, &cur) < 0) continue;
+        if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL && !sigismember(&mask, sig))
+            return sig;
+    }
+    return 0;
+}
+
+void op_signal_describe(int sig, char *buf, size_t len) {
+    if (sig == SIGPROF) snprintf(buf, len, "SIGPROF");
+    else if (sig >= SIGRTMIN && sig <= SIGRTMAX) snprintf(buf, len, "SIGRTMIN+%d (%d)", sig - SIGRTMIN, sig);
+    else snprintf(buf, len, "signal %d", sig);
+}
+
+int op_capture_install(const otelprof_config *cfg) {
+    int sig = cfg->signo;
+    if (!sig) {
+        /* A restart in this process keeps the signal its handler is still installed on. */
+        int prev = __atomic_load_n(&op_signo, __ATOMIC_RELAXED);
+        sig = prev && handler_is_ours(prev) ? prev : pick_free_signal();
+        if (!sig) {
+            op_log_warn("no free real-time signal (all have handlers or are blocked); using SIGPROF");
+            sig = SIGPROF;
+        }
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = op_signal_handler;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&sa.sa_mask);
     struct sigaction old;
-    if (sigaction(OP_SIGNAL, &sa, &old) < 0) return -1;
+    /* Published before the handler can run: engines arm their timers with it. */
+    __atomic_store_n(&op_signo, sig, __ATOMIC_RELEASE);
+    if (sigaction(sig, &sa, &old) < 0) return -1;
     int foreign = (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != NULL && old.sa_sigaction != op_signal_handler
                                               : (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN);
     if (foreign) {
-        op_log_warn("SIGPROF already had a handler; otelprof takes the signal and passes on "
-                    "signals that are not its own");
+        char name[32];
+        op_signal_describe(sig, name, sizeof name);
+        op_log_warn("%s already had a handler; otelprof takes the signal and passes on the signals "
+                    "that are not its own (OTELPROF_SIGNAL picks another)", name);
         op_g.old_action = old;
         op_g.have_old_action = 1;
     } else {
@@ -178,17 +223,16 @@ int op_capture_install(void) {
     return 0;
 }
 
+/* A foreign handler we displaced goes back. Otherwise ours stays installed: it drops what arrives
+ * when not running, where SIG_DFL would let a signal still pending from a deleted timer kill the
+ * process, and SIG_IGN would be inherited by every program exec'd later. */
 void op_capture_uninstall(void) {
-    struct sigaction sa;
-    if (op_g.have_old_action) {
-        sa = op_g.old_action;
-    } else {
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = SIG_IGN;
-        sigemptyset(&sa.sa_mask);
-    }
-    sigaction(OP_SIGNAL, &sa, NULL);
+    if (op_g.have_old_action) sigaction(op_signo, &op_g.old_action, NULL);
     op_g.have_old_action = 0;
+}
+
+int op_capture_check(void) {
+    return handler_is_ours(__atomic_load_n(&op_signo, __ATOMIC_RELAXED)) ? 0 : -1;
 }
 
 static otelprof_error submit_locked_out(const otelprof_sample *in);

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -419,6 +420,37 @@ static int set_wall_threads_per_tick(otelprof_config *cfg, const char *v, char *
     return parse_int_range(v, 1, WALL_THREADS_MAX, &cfg->wall_threads_per_tick);
 }
 
+/* The profiling signal: 0 = auto (a free real-time signal, chosen at start), SIGPROF, or a
+ * real-time signal by number or as SIGRTMIN+N / SIGRTMAX-N ("SIG" optional, any case). */
+static int set_signal(otelprof_config *cfg, const char *v, char *why, size_t wl) {
+    (void)why; (void)wl;
+    size_t len;
+    const char *s = trim(v, &len);
+    if (word_is(v, "auto")) { cfg->signo = 0; return 0; }
+    if (word_is(v, "SIGPROF") || word_is(v, "PROF")) { cfg->signo = SIGPROF; return 0; }
+    if (len >= 3 && strncasecmp(s, "SIG", 3) == 0) { s += 3; len -= 3; }
+    int lo = SIGRTMIN, hi = SIGRTMAX, base, sign;
+    if (len >= 5 && strncasecmp(s, "RTMIN", 5) == 0) { base = lo; sign = 1; }
+    else if (len >= 5 && strncasecmp(s, "RTMAX", 5) == 0) { base = hi; sign = -1; }
+    else {
+        int n;
+        if (parse_int_range(v, 1, 1024, &n) != 0 || !(n == SIGPROF || (n >= lo && n <= hi))) return -1;
+        cfg->signo = n;
+        return 0;
+    }
+    s += 5;
+    len -= 5;
+    uint64_t off = 0;
+    if (len > 0) {
+        if (*s != (sign > 0 ? '+' : '-')) return -1;
+        if (len == 1 || parse_digits(s + 1, len - 1, &off) != len - 1 || off > 64) return -1;
+    }
+    int n = base + sign * (int)off;
+    if (n < lo || n > hi) return -1;
+    cfg->signo = n;
+    return 0;
+}
+
 /* ---- OTLP exporter options -------------------------------------------------------------------- */
 
 /* RFC 9110 token characters: what an HTTP field name may hold. */
@@ -721,6 +753,8 @@ static const option options[] = {
      "a size like 64MiB, 512KB or 1GB (KB = KiB = 1024) between 1MiB and 16GiB"},
     {"wall_threads_per_tick", "OTELPROF_WALL_THREADS_PER_TICK", set_wall_threads_per_tick,
      "an integer between 1 and 4096"},
+    {"signal", "OTELPROF_SIGNAL", set_signal,
+     "auto, SIGPROF, SIGRTMIN+N, SIGRTMAX-N, or a real-time signal number"},
     /* The signal-specific variable follows the general one so that it wins. */
     {"otlp_protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", set_protocol, "http/protobuf"},
     {"otlp_profiles_protocol", "OTEL_EXPORTER_OTLP_PROFILES_PROTOCOL", set_protocol, "http/protobuf"},
@@ -760,7 +794,7 @@ static const option options[] = {
 
 #define VALID_KEYS "mode, interval, export_interval, output_dir, formats, max_depth, native_frames, " \
     "log_level, service_name, resource_attributes, disabled, max_threads, max_memory, " \
-    "wall_threads_per_tick, otlp_[profiles_]{endpoint, headers, compression, timeout, protocol, " \
+    "wall_threads_per_tick, signal, otlp_[profiles_]{endpoint, headers, compression, timeout, protocol, " \
     "certificate, client_key, client_certificate}, export_queue_max, export_retry_initial, " \
     "export_retry_max_interval, export_retry_max_elapsed"
 

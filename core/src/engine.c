@@ -1,4 +1,5 @@
-/* Engine selection: the mode picks an engine; per-thread CPU timers fall back to ITIMER_PROF. */
+/* Engine selection: the mode picks an engine; per-thread CPU timers fall back to one process
+ * CPU timer. */
 #include <errno.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -12,7 +13,7 @@ int op_engine_cpu_probe(pid_t tid);
 const op_engine *op_engine_select(const otelprof_config *cfg) {
     if (cfg->mode == OP_MODE_WALL) return &op_engine_wall;
     if (op_engine_cpu_probe((pid_t)syscall(SYS_gettid)) == 0) return &op_engine_cpu;
-    op_log_warn("per-thread CPU timers refused (%s); falling back to ITIMER_PROF, samples land on "
-                "whichever thread runs", strerror(errno));
-    return &op_engine_itimer;
+    op_log_warn("per-thread CPU timers refused (%s); falling back to one process CPU timer, samples "
+                "land on whichever thread runs", strerror(errno));
+    return &op_engine_process;
 }

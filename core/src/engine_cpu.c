@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "op_engine.h"
+#include "op_capture.h"
 #include "op_profiler.h"
 
 #ifndef sigev_notify_thread_id
@@ -27,7 +28,7 @@ static uint64_t rng_state;
 #define OWNED_IDS 65536
 static uint64_t owned[OWNED_IDS / 64];
 
-static void own(timer_t t, int on) {
+void op_engine_cpu_own(timer_t t, int on) {
     intptr_t id = (intptr_t)t;
     if (id < 0 || id >= OWNED_IDS) return;
     uint64_t bit = 1ull << (id % 64);
@@ -64,10 +65,10 @@ static int cpu_thread_start(op_thread *t) {
     struct sigevent sev;
     memset(&sev, 0, sizeof sev);
     sev.sigev_notify = SIGEV_THREAD_ID;
-    sev.sigev_signo = OP_SIGNAL;
+    sev.sigev_signo = op_signo;
     sev.sigev_notify_thread_id = t->tid;
     if (timer_create(thread_cpu_clock(t->tid), &sev, &t->timer) < 0) return -1;
-    own(t->timer, 1);
+    op_engine_cpu_own(t->timer, 1);
     struct itimerspec its;
     its.it_interval.tv_sec = interval_ns / 1000000000;
     its.it_interval.tv_nsec = interval_ns % 1000000000;
@@ -79,7 +80,7 @@ static int cpu_thread_start(op_thread *t) {
     its.it_value.tv_nsec = first % 1000000000;
     if (timer_settime(t->timer, 0, &its, NULL) < 0) {
         int e = errno;
-        own(t->timer, 0);
+        op_engine_cpu_own(t->timer, 0);
         timer_delete(t->timer);
         errno = e;
         return -1;
@@ -91,7 +92,7 @@ static int cpu_thread_start(op_thread *t) {
 static void cpu_thread_stop(op_thread *t) {
     if (t->has_timer) {
         timer_delete(t->timer);
-        own(t->timer, 0);
+        op_engine_cpu_own(t->timer, 0);
     }
     t->has_timer = 0;
 }
@@ -109,7 +110,7 @@ int op_engine_cpu_probe(pid_t tid) {
     struct sigevent sev;
     memset(&sev, 0, sizeof sev);
     sev.sigev_notify = SIGEV_THREAD_ID;
-    sev.sigev_signo = OP_SIGNAL;
+    sev.sigev_signo = op_signo;
     sev.sigev_notify_thread_id = tid;
     timer_t t;
     if (timer_create(thread_cpu_clock(tid), &sev, &t) < 0) return -1;

@@ -13,6 +13,7 @@
 #include "op_spawn.h"
 #include "op_engine.h"
 #include "op_log.h"
+#include "op_capture.h"
 #include "op_profiler.h"
 
 static pthread_t wall_thread;
@@ -23,9 +24,10 @@ static uint64_t tick;    /* atomic: read by handlers */
 static uint32_t cursor;
 
 /* Per registered-thread slot, shared with the handler: the tick its last sample accounted up to,
- * and how many signals were sent vs handled. SIGPROF does not queue, so a signal sent while one
- * is still pending would vanish with its weight; instead the timer thread skips a thread whose
- * previous signal is unhandled and the handler charges every tick since its last sample. */
+ * and how many signals were sent vs handled. A signal sent while one is still pending would vanish
+ * with its weight (SIGPROF) or pile up in the kernel's queue (a real-time signal); instead the
+ * timer thread skips a thread whose previous signal is unhandled and the handler charges every
+ * tick since its last sample. */
 typedef struct wall_slot {
     uint64_t seen_tick;
     uint32_t sent, handled;
@@ -63,13 +65,13 @@ static void signal_one(op_thread *t, void *arg) {
     __atomic_fetch_add(&w->sent, 1, __ATOMIC_RELEASE);
     siginfo_t si;
     memset(&si, 0, sizeof si);
-    si.si_signo = OP_SIGNAL;
+    si.si_signo = op_signo;
     si.si_code = SI_QUEUE;
     si.si_pid = getpid();
     si.si_uid = getuid();
     si.si_value.sival_ptr = (void *)(uintptr_t)(OP_WALL_SIGVAL_TAG | t->slot);
     /* rt_tgsigqueueinfo, not tgkill: only it can carry the slot (and our tag) to the handler. */
-    if (syscall(SYS_rt_tgsigqueueinfo, getpid(), t->tid, OP_SIGNAL, &si) < 0)
+    if (syscall(SYS_rt_tgsigqueueinfo, getpid(), t->tid, op_signo, &si) < 0)
         __atomic_fetch_sub(&w->sent, 1, __ATOMIC_RELEASE);
 }
 

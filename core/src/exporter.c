@@ -2,6 +2,7 @@
  * symbolisation and outputs, so none of those need locks. It wakes every drain period, and
  * closes a profile every export interval, on flush and at stop. */
 #include "op_spawn.h"
+#include "op_capture.h"
 #include "op_exporter.h"
 
 #include <errno.h>
@@ -148,6 +149,19 @@ static int before(const struct timespec *a, const struct timespec *b) {
     return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
+/* The handler of the profiling signal, checked every fifth drain (100 ms): an application that
+ * installs its own handler or disposition on it gets what it asked for, and sampling stops with
+ * one warning instead of feeding it our signals. */
+static void watch_signal(void) {
+    static unsigned drains;
+    if (++drains % 5 || __atomic_load_n(&op_g.halted, __ATOMIC_ACQUIRE) || op_capture_check() == 0) return;
+    char name[32];
+    op_signal_describe(op_signo, name, sizeof name);
+    op_log_warn("the application replaced the handler of the profiling signal %s; sampling stopped "
+                "(OTELPROF_SIGNAL can name a signal it leaves alone)", name);
+    op_profiler_halt();
+}
+
 static void *exporter_main(void *arg) {
     (void)arg;
     struct timespec now, next_close;
@@ -165,6 +179,7 @@ static void *exporter_main(void *arg) {
         uint64_t want = ex.flush_req;
         pthread_mutex_unlock(&ex.lock);
 
+        if (!stop) watch_signal();
         pthread_mutex_lock(&work_lock);
         op_ring_drain(&op_g.ring, drain_one, &ex.agg);
         clock_gettime(CLOCK_MONOTONIC, &now);

@@ -82,11 +82,11 @@ SANITIZER_NO_ADDRESS static void *trampoline(void *p) {
     clear_stale_stack_shadow();
     trampoline_arg t = *(trampoline_arg *)p;
     free(p);
-    /* A thread born with SIGPROF blocked (the profiler's own threads, or the host's choice) is
+    /* A thread born with the profiling signal blocked (the profiler's own threads, or the host's choice) is
      * not sampled: queued signals would only pile up. */
     sigset_t cur;
     pthread_sigmask(SIG_BLOCK, NULL, &cur);
-    if (!sigismember(&cur, SIGPROF)) otelprof_thread_register(otelprof_gettid()); /* touches TLS too */
+    if (!sigismember(&cur, otelprof_signal_number())) otelprof_thread_register(otelprof_gettid()); /* touches TLS too */
     void *ret;
     pthread_cleanup_push(unregister_self, NULL);
     ret = t.fn(t.arg);

@@ -5,10 +5,21 @@
 
 #include <signal.h>
 
-/* Installs the handler for OP_SIGNAL (remembering a foreign one to chain to). Not AS-safe. */
-int op_capture_install(void);
-/* Restores the foreign handler, or SIG_IGN: a SIGPROF still pending from a deleted timer must not
- * take the default action (terminate). Not AS-safe. */
+#include "op_config.h"
+
+/* The profiling signal (cfg->signo, or a free real-time one), set by op_capture_install. Read in
+ * signal context; changes only at start. */
+extern int op_signo;
+
+/* Picks the profiling signal and installs the handler (remembering a foreign one to chain to).
+ * Not AS-safe. */
+int op_capture_install(const otelprof_config *cfg);
+/* Gives back a foreign handler displaced at install; else leaves ours (see capture.c). Not
+ * AS-safe. */
 void op_capture_uninstall(void);
+/* 0 while the signal's handler is ours, -1 once the application replaced it. Not AS-safe. */
+int op_capture_check(void);
+/* "SIGPROF", "SIGRTMIN+N (n)" or "signal n", for messages. */
+void op_signal_describe(int sig, char *buf, size_t len);
 
 #endif

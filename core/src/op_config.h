@@ -57,6 +57,7 @@ struct otelprof_config {
     int max_threads;              /* default 4096; accepted 1 .. 65536 */
     int64_t max_memory;           /* bytes for all core tables; default 64 MiB; "16MB", "1GiB" */
     int wall_threads_per_tick;    /* wall mode: threads signalled per tick; default 64 */
+    int signo;                    /* profiling signal; 0 = auto: a free real-time signal */
     op_otlp_opts otlp[2];         /* [OP_OTLP_ALL], [OP_OTLP_PROFILES]; see op_export_http.h */
     int64_t export_queue_max;     /* bytes of requests waiting for the network; 0 = max_memory/8 */
     int64_t retry_initial_ns;     /* first backoff; default 1 s */

@@ -4,6 +4,7 @@
 #define OP_ENGINE_H
 
 #include "op_config.h"
+#include <time.h>
 #include "op_threads.h"
 
 typedef struct op_engine {
@@ -16,16 +17,19 @@ typedef struct op_engine {
 
 extern const op_engine op_engine_cpu;    /* per-thread CLOCK_THREAD_CPUTIME_ID timers */
 extern const op_engine op_engine_wall;   /* one thread signalling registered threads in turn */
-extern const op_engine op_engine_itimer; /* process-wide ITIMER_PROF: the cpu fallback */
+extern const op_engine op_engine_process; /* one CLOCK_PROCESS_CPUTIME_ID timer: the cpu fallback */
 
-/* Signal context. cpu engine: whether kernel timer id is one of ours. AS-safe. */
+/* Signal context. Whether kernel timer id is one of ours (cpu and process engines). AS-safe. */
 int op_engine_cpu_owns_timer(int id);
+/* Marks timer t as ours (on) or not. AS-safe. */
+void op_engine_cpu_own(timer_t t, int on);
 /* Signal context. wall engine: the weight (ns) of a sample for slot, charging every tick since
  * the slot's previous sample. 0, or -1 for an unknown slot. AS-safe. */
 int op_engine_wall_weight(uint32_t slot, int64_t *weight);
 
-/* Picks the engine for cfg->mode, falling back from per-thread timers to ITIMER_PROF when the
- * kernel refuses them. Never NULL. */
+/* Picks the engine for cfg->mode, falling back from per-thread timers to the process CPU timer
+ * when the kernel refuses them. Never NULL. Call after op_capture_install (the probe timer needs
+ * the signal). */
 const op_engine *op_engine_select(const otelprof_config *cfg);
 
 #endif

@@ -26,14 +26,19 @@ typedef struct op_profiler {
     pthread_mutex_t lock;        /* start/stop/flush/fork */
     struct sigaction old_action; /* restored at stop */
     int have_old_action;
+    pid_t pid;                   /* the profiled process: differs in a vfork() child */
+    int exec_halted;             /* otelprof_exec_prepare stopped the process-wide timer */
+    int halted;                  /* atomic: sampling stopped early (signal taken over) */
 } op_profiler;
 
 extern op_profiler op_g;
 
-/* The profiling signal. SIGPROF: what every profiler and debugger expects it to mean. */
-#define OP_SIGNAL SIGPROF
-
 /* Marks signals the wall engine queues, so the handler can tell them from foreign SIGPROFs. */
 #define OP_WALL_SIGVAL_TAG 0x4f00000000000000ull
+
+/* Stops sampling for good without stopping the profiler (what was captured is still written):
+ * the registry closes and the engine stops. Called by the exporter when the application took
+ * the profiling signal over. Thread-safe; never takes op_g.lock. */
+void op_profiler_halt(void);
 
 #endif

@@ -21,6 +21,8 @@ void op_threads_destroy(void);
 /* Adds tid and starts the engine's per-thread source; a tid already present (possibly reused
  * by a new thread) is re-armed. Returns OP_THREADS_*. Thread-safe. */
 int op_threads_add(pid_t tid);
+/* Whether tid is registered. Thread-safe. */
+int op_threads_contains(pid_t tid);
 /* Refuses further registrations and removes every thread (stop). Thread-safe. */
 void op_threads_close(void);
 /* Stops tid's source and removes it. Thread-safe. */

@@ -1,6 +1,7 @@
 /* Lifecycle of the process-wide profiler: start, stop, flush, thread registration and fork. */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -19,6 +20,7 @@
 op_profiler op_g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 void op_engine_wall_after_fork(void);
+void op_engine_process_after_fork(void);
 
 pid_t otelprof_gettid(void) {
     return (pid_t)syscall(SYS_gettid);
@@ -77,6 +79,9 @@ static void fork_child(void) {
     /* Every lock another thread may have held is re-initialised, profiling or not, so that a later
      * otelprof_start in the child cannot deadlock. */
     restart_pending = 0;
+    op_g.pid = getpid();
+    op_g.exec_halted = 0;
+    __atomic_store_n(&op_g.halted, 0, __ATOMIC_RELAXED);
     op_threads_forget_all();
     op_exporter_reset_after_fork();
     /* Published contexts belong to the parent: republish with the child's pid, profiling or not. */
@@ -92,6 +97,7 @@ static void fork_child(void) {
     }
     op_ring_reset(&op_g.ring);
     if (op_g.engine == &op_engine_wall) op_engine_wall_after_fork();
+    if (op_g.engine == &op_engine_process) op_engine_process_after_fork();
     /* Threads are not started from inside fork(): the restart completes in otelprof_after_fork(),
      * once fork() has returned (native mode's fork wrapper, an adapter's after-fork hook). */
     restart_pending = 1;
@@ -181,14 +187,17 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
         goto out;
     }
     if (op_g.native_frames) op_unwind_init();
-    op_g.engine = op_engine_select(cfg);
-    if (op_capture_install() < 0) {
-        op_log_error("cannot install the SIGPROF handler: %s; profiling is off", strerror(errno));
+    if (op_capture_install(cfg) < 0) {
+        op_log_error("cannot install the profiling signal's handler: %s; profiling is off", strerror(errno));
         op_mem_release(op_g.ring.mem_len);
         cleanup_failed_start(cfg);
         rc = OTELPROF_ESYS;
         goto out;
     }
+    op_g.engine = op_engine_select(cfg);
+    op_g.pid = getpid();
+    op_g.exec_halted = 0;
+    __atomic_store_n(&op_g.halted, 0, __ATOMIC_RELAXED);
     if (op_exporter_start(cfg, adapter ? adapter->name : NULL) < 0) {
         op_log_error("cannot start the exporter thread; profiling is off");
         op_capture_uninstall();
@@ -216,7 +225,9 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
         atexit(atexit_stop);
         hooks_installed = 1;
     }
-    op_log_info("started: engine %s, interval %lld ns, output %s", op_g.engine->name,
+    char signame[32];
+    op_signal_describe(op_signo, signame, sizeof signame);
+    op_log_info("started: engine %s, signal %s, interval %lld ns, output %s", op_g.engine->name, signame,
                 (long long)cfg->interval_ns, cfg->output_dir ? cfg->output_dir : "./otelprof-out");
 out:
     pthread_mutex_unlock(&op_g.lock);
@@ -262,6 +273,54 @@ otelprof_error otelprof_stop(void) {
     op_g.has_adapter = 0;
     pthread_mutex_unlock(&op_g.lock);
     return OTELPROF_OK;
+}
+
+/* Whether the calling thread was taken out of the registry by otelprof_exec_prepare. */
+static __thread int tl_exec_removed;
+
+void otelprof_exec_prepare(void) {
+    if (!otelprof_is_running()) return;
+    /* A vfork() child shares our memory: touching the registry would change the parent's. */
+    if ((pid_t)syscall(SYS_getpid) != op_g.pid) return;
+    pthread_mutex_lock(&op_g.lock);
+    if (!otelprof_is_running()) goto out;
+    /* No new signal for this thread: its CPU timer is deleted and the wall engine, which signals
+     * under the registry lock, no longer sees it; the process-wide timer stops. */
+    pid_t tid = otelprof_gettid();
+    tl_exec_removed = op_threads_contains(tid);
+    op_threads_remove(tid);
+    if (op_g.engine == &op_engine_process && !op_g.exec_halted) {
+        op_g.engine->stop();
+        op_g.exec_halted = 1;
+    }
+    /* A signal sent before that (a deleted timer's stays queued) is consumed here, so none is
+     * pending when exec installs the default disposition. The mask goes back as it was. */
+    sigset_t one, old;
+    sigemptyset(&one);
+    sigaddset(&one, op_signo);
+    pthread_sigmask(SIG_BLOCK, &one, &old);
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&one, NULL, &zero) > 0) op_stat_drop(OTELPROF_DROP_NOT_RUNNING);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+out:
+    pthread_mutex_unlock(&op_g.lock);
+}
+
+void otelprof_exec_failed(void) {
+    if (!otelprof_is_running() || (pid_t)syscall(SYS_getpid) != op_g.pid) return;
+    pthread_mutex_lock(&op_g.lock);
+    if (otelprof_is_running() && !__atomic_load_n(&op_g.halted, __ATOMIC_ACQUIRE)) {
+        if (op_g.exec_halted && op_g.engine->start(op_g.cfg) == 0) op_g.exec_halted = 0;
+        if (tl_exec_removed) op_threads_add(otelprof_gettid());
+    }
+    tl_exec_removed = 0;
+    pthread_mutex_unlock(&op_g.lock);
+}
+
+void op_profiler_halt(void) {
+    if (__atomic_exchange_n(&op_g.halted, 1, __ATOMIC_ACQ_REL)) return;
+    op_threads_close();
+    op_g.engine->stop();
 }
 
 otelprof_error otelprof_flush(void) {

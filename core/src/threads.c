@@ -118,6 +118,13 @@ void op_threads_remove(pid_t tid) {
     pthread_mutex_unlock(&reg_lock);
 }
 
+int op_threads_contains(pid_t tid) {
+    pthread_mutex_lock(&reg_lock);
+    int found = table && find(tid) >= 0;
+    pthread_mutex_unlock(&reg_lock);
+    return found;
+}
+
 void op_threads_close(void) {
     pthread_mutex_lock(&reg_lock);
     accepting = 0;

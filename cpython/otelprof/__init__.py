@@ -11,7 +11,9 @@ Options mirror the environment variables (``OTELPROF_MODE`` -> ``mode``, ``OTEL_
 "100us", "1s" or a number of milliseconds.
 """
 import atexit
+import functools
 import os
+import sys
 import threading
 
 from . import _native, _hooks
@@ -57,6 +59,28 @@ def _install_process_hooks():
     _process_hooks_installed = True
     atexit.register(_at_exit)
     os.register_at_fork(after_in_child=_after_fork_child)
+    _wrap_exec()
+
+
+def _wrap_exec():
+    # Every os.exec* function, and os.spawn*, end in os.execv or os.execve (looked up in os's
+    # namespace at call time). No profiling signal may be pending when the new image starts: its
+    # default action for the signal is to terminate.
+    for name in ("execv", "execve"):
+        orig = getattr(os, name)
+        if getattr(orig, "_otelprof", False):
+            continue
+
+        def wrapper(*args, _orig=orig, **kwargs):
+            _native.exec_prepare()
+            try:
+                return _orig(*args, **kwargs)
+            finally:
+                _native.exec_failed()  # reached only when exec failed
+
+        functools.update_wrapper(wrapper, orig)
+        wrapper._otelprof = True
+        setattr(os, name, wrapper)
 
 
 def _at_exit():
@@ -68,9 +92,17 @@ def _at_exit():
 
 def _after_fork_child():
     # Restart the core under the child's pid, then the adapter's pinner thread (neither survives
-    # fork, and neither may be started inside fork itself).
-    if _native.is_running():
+    # fork, and neither may be started inside fork itself). Not in a subprocess child (forked for
+    # preexec_fn): it only runs that function and execs, and a profiler started there would leave
+    # signals pending across the exec.
+    if _native.is_running() and not _in_subprocess_child():
         _native.after_fork_child()
+
+
+def _in_subprocess_child():
+    caller = sys._getframe(2) if hasattr(sys, "_getframe") else None
+    return (caller is not None and caller.f_code.co_name == "_execute_child"
+            and caller.f_globals.get("__name__") == "subprocess")
 
 
 def start(**options):

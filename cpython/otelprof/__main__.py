@@ -15,7 +15,7 @@ import sys
 import otelprof
 
 _OPTIONS = ("mode", "interval", "export_interval", "output_dir", "formats", "service_name",
-            "resource_attributes", "max_depth", "native_frames", "log_level", "endpoint")
+            "resource_attributes", "max_depth", "native_frames", "log_level", "endpoint", "signal")
 _FLAGS = ["--" + name.replace("_", "-") for name in _OPTIONS]
 
 

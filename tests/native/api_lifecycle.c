@@ -2,7 +2,7 @@
  *   restart: two start/stop runs in one process; the second continues the first's files.
  *   race:    threads register/unregister while the main thread starts and stops 300 times;
  *            afterwards no POSIX timer may be left (prints "timers N").
- *   wallblock: wall mode; a thread blocks SIGPROF for 1 s inside blocked_phase, then spins; the
+ *   wallblock: wall mode; a thread blocks the profiling signal for 1 s inside blocked_phase, then spins; the
  *            blocked second must still be charged (prints nothing; the test reads the profile). */
 #include <pthread.h>
 #include <signal.h>
@@ -65,9 +65,9 @@ static int race(void) {
 __attribute__((noinline)) void blocked_phase(void) {
     sigset_t s, old;
     sigemptyset(&s);
-    sigaddset(&s, SIGPROF);
+    sigaddset(&s, otelprof_signal_number());
     pthread_sigmask(SIG_BLOCK, &s, &old);
-    spin_cpu(1000000000); /* 1 s of CPU with SIGPROF blocked */
+    spin_cpu(1000000000); /* 1 s of CPU with the profiling signal blocked */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 

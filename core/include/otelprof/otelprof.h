@@ -40,7 +40,7 @@ OTELPROF_API const char *otelprof_strerror(otelprof_error err);
 /* Options use the same names as the environment variables, lower-cased and without the prefix:
  *   mode (cpu|wall), interval, export_interval, output_dir, formats, max_depth, native_frames,
  *   log_level, service_name, resource_attributes, disabled, max_threads, max_memory,
- *   wall_threads_per_tick.
+ *   wall_threads_per_tick, signal.
  * Durations take "10ms", "100us", "1s" (a bare number is milliseconds); see docs/CONFIGURATION.md. */
 typedef struct otelprof_config otelprof_config;
 
@@ -131,6 +131,21 @@ OTELPROF_API otelprof_error otelprof_stop(void);
  * their after-fork hook (threads must not be started inside fork()'s own handlers). No-op when
  * nothing is pending. Thread-safe; not AS-safe. */
 OTELPROF_API otelprof_error otelprof_after_fork(void);
+/* Quiesces the calling thread before it replaces the process image with exec: it stops being
+ * sampled, the process-wide timer (if that engine runs) stops, and a profiling signal still
+ * pending for it is consumed, so none reaches the new image (whose default action for the signal
+ * is to terminate). The signal mask and dispositions are left as they were. Call it right before
+ * an exec* call; if exec returns, call otelprof_exec_failed(). Native mode's exec* wrappers and
+ * the adapters do. No-op when not running, and in a vfork() child (it shares the parent's memory,
+ * and no profiling signal is ever sent to it). Thread-safe; not AS-safe. */
+OTELPROF_API void otelprof_exec_prepare(void);
+/* Undoes otelprof_exec_prepare() after exec failed: the thread is sampled again. Thread-safe;
+ * not AS-safe. */
+OTELPROF_API void otelprof_exec_failed(void);
+/* The profiling signal of the current or last run (0 before the first start): a free real-time
+ * signal unless configured (option signal). Code that must keep a sample from landing inside a
+ * short critical section blocks this signal. Thread-safe, AS-safe. */
+OTELPROF_API int otelprof_signal_number(void);
 /* Closes the current profile now and writes it (blocks until written or 10 s). Thread-safe. */
 OTELPROF_API otelprof_error otelprof_flush(void);
 /* Thread-safe, AS-safe. */

@@ -1,0 +1,106 @@
+"""The profiling signal stays ours and never reaches anyone else: it is a free real-time signal
+(not SIGPROF) unless configured, an application's own SIGPROF use (its handler, its ITIMER_PROF,
+SIG_DFL, SIG_IGN, before or after start) sees exactly what it would unprofiled, no signal is
+pending when a thread execs, and an application that takes our signal over stops sampling with
+one warning."""
+import re
+
+import pytest
+
+from conftest import bin_path, run_profiled
+
+ACTIONS = ["handler", "handler-notimer", "dfl", "ign"]
+
+
+def app_run(tmp_path, action, when, profiled, env=None, preload=False):
+    r = run_profiled([bin_path("api_sigprof"), action, when, "1" if profiled else "0"], tmp_path,
+                     env=env, preload=preload, timeout=60)
+    assert r.rc == 0, f"{action} {when}: exit {r.rc}: {r.stderr[-2000:]}"
+    m = re.search(r"calls (\d+) cpu_ms (\d+) samples (\d+)", r.stdout)
+    assert m, f"{action} {when}: no result line (killed?): {r.stdout} {r.stderr[-2000:]}"
+    return int(m.group(1)), int(m.group(2)), int(m.group(3)), r
+
+
+@pytest.fixture(scope="module")
+def unprofiled_calls(tmp_path_factory):
+    """The application's own handler calls per CPU second without the profiler."""
+    calls, cpu_ms, _, _ = app_run(tmp_path_factory.mktemp("unprofiled"), "handler", "before", False)
+    assert calls > 0 and cpu_ms > 0
+    return calls * 1000.0 / cpu_ms
+
+
+def check_app(unprofiled_rate, action, calls, cpu_ms, samples, what):
+    if action == "handler":
+        rate = calls * 1000.0 / cpu_ms
+        assert 0.9 * unprofiled_rate <= rate <= 1.1 * unprofiled_rate, (
+            f"{what}: the application's handler ran {rate:.1f}/CPU-s, {unprofiled_rate:.1f} unprofiled")
+    else:
+        assert calls == 0, f"{what}: the application's handler saw {calls} signals it never asked for"
+    # 1.5 s of CPU at 10 ms is 150 samples; the profiler must still be sampling.
+    assert samples >= 100, f"{what}: the profiler took only {samples} samples"
+
+
+@pytest.mark.parametrize("mode", ["cpu", "wall"])
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("action", ACTIONS)
+def test_application_sigprof_api(tmp_path, unprofiled_calls, mode, when, action):
+    calls, cpu_ms, samples, _ = app_run(tmp_path, action, when, True, env={"OTELPROF_MODE": mode})
+    check_app(unprofiled_calls, action, calls, cpu_ms, samples, f"{mode}, {action} {when} start")
+
+
+@pytest.mark.parametrize("mode", ["cpu", "wall"])
+@pytest.mark.parametrize("action", ACTIONS)
+def test_application_sigprof_native_mode(tmp_path, unprofiled_calls, mode, action):
+    """LD_PRELOAD: the profiler starts before main, so the application acts after start."""
+    calls, cpu_ms, samples, _ = app_run(tmp_path, action, "after", False, env={"OTELPROF_MODE": mode},
+                                        preload=True)
+    check_app(unprofiled_calls, action, calls, cpu_ms, samples, f"native mode {mode}, {action}")
+
+
+def test_taken_over_signal_stops_sampling_with_a_warning(tmp_path, unprofiled_calls):
+    """Configured to share SIGPROF, the profiler meets an application that installs its own
+    handler after start: within 100 ms it stops sampling and says so once; the application's
+    handler ends up with about what it counts unprofiled."""
+    calls, cpu_ms, samples, r = app_run(tmp_path, "handler", "after", True,
+                                        env={"OTELPROF_SIGNAL": "SIGPROF"})
+    warnings = [l for l in r.stderr.splitlines() if "replaced the handler of the profiling signal" in l]
+    assert len(warnings) == 1, r.stderr[-2000:]
+    assert "SIGPROF" in warnings[0]
+    rate = calls * 1000.0 / cpu_ms
+    assert rate <= 1.1 * unprofiled_calls, f"handler ran {rate:.1f}/CPU-s, {unprofiled_calls:.1f} unprofiled"
+    assert samples < 100, f"still sampling after the takeover: {samples} samples"
+
+
+@pytest.mark.parametrize("value,shown", [("SIGRTMIN+3", "SIGRTMIN+3"), ("rtmax-1", None),
+                                         ("SIGPROF", "SIGPROF"), ("auto", "SIGRTMIN+")])
+def test_signal_option(tmp_path, value, shown):
+    r = run_profiled([bin_path("api_sigprof"), "ign", "before", "1"],
+                     tmp_path, env={"OTELPROF_SIGNAL": value, "OTELPROF_LOG_LEVEL": "info"}, preload=False)
+    assert r.rc == 0, r.stderr
+    m = re.search(r"started: engine \w+, signal ([^,]+),", r.stderr)
+    assert m, r.stderr
+    if shown:
+        assert m.group(1).startswith(shown), m.group(1)
+    assert int(re.search(r"samples (\d+)", r.stdout).group(1)) >= 100
+
+
+@pytest.mark.parametrize("value", ["SIGFOO", "SIGRTMIN+99", "SIGINT", "9", "RTMIN-1", "RTMAX+1"])
+def test_bad_signal_option(tmp_path, value):
+    r = run_profiled([bin_path("api_sigprof"), "ign", "before", "0"], tmp_path,
+                     env={"OTELPROF_SIGNAL": value, "OTELPROF_AUTOSTART": "1"}, preload=True)
+    assert r.rc == 0, r.stderr
+    lines = [l for l in r.stderr.splitlines() if "OTELPROF_SIGNAL" in l]
+    assert len(lines) == 1 and "profiling is off" in lines[0], r.stderr
+    assert "samples 0" in r.stdout
+
+
+def test_fork_exec_children_survive(tmp_path):
+    """1,000 children by every exec path (fork + execve/execv/execvp/execl/execle/execlp, vfork,
+    posix_spawn), each forked child working ~1.5 ms before exec while the restarted profiler
+    signals it at 1 ms in wall mode: none is killed."""
+    r = run_profiled([bin_path("prog_forkexec"), "all", "1000"], tmp_path,
+                     env={"OTELPROF_MODE": "wall", "OTELPROF_INTERVAL": "1ms"}, timeout=240)
+    assert r.rc == 0, r.stderr[-2000:]
+    m = re.search(r"children (\d+) killed (\d+) failed (\d+)", r.stdout)
+    assert m, r.stdout + r.stderr[-2000:]
+    assert (int(m.group(2)), int(m.group(3))) == (0, 0), r.stdout + r.stderr[-3000:]
