@@ -255,6 +255,7 @@ static int spawn(void) {
 }
 
 int op_exporter_start(const otelprof_config *cfg, const char *runtime) {
+    if (ex.started) return -1; /* an exporter abandoned at exit is still running */
     if (init_state(cfg, runtime) < 0) {
         free_state();
         return -1;
@@ -293,13 +294,27 @@ static void wait_step(int resolve) {
     }
 }
 
-void op_exporter_stop(void) {
-    if (!ex.started) return;
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+int op_exporter_stop(int64_t deadline) {
+    if (!ex.started) return 0;
     int resolve = caller_resolves();
     pthread_mutex_lock(&ex.lock);
     ex.stop = 1;
     pthread_cond_broadcast(&ex.cond);
-    while (!ex.finished) wait_step(resolve);
+    while (!ex.finished) {
+        if (deadline && mono_ns() >= deadline) {
+            /* Still closing: it keeps the state; no restart can follow (the process is exiting,
+             * and op_exporter_start refuses while started). */
+            pthread_mutex_unlock(&ex.lock);
+            return -1;
+        }
+        wait_step(resolve);
+    }
     pthread_mutex_unlock(&ex.lock);
     pthread_join(ex.thread, NULL);
     ex.started = 0;
@@ -307,6 +322,7 @@ void op_exporter_stop(void) {
     if (ex.exporting) op_export_http_stop();
     ex.exporting = 0;
     free_state();
+    return 0;
 }
 
 int op_exporter_flush(int timeout_ms) {

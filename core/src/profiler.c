@@ -18,6 +18,7 @@
 #include "op_unwind.h"
 
 op_profiler op_g = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static int64_t exit_deadline_ns; /* CLOCK_MONOTONIC; 0 until exit() runs our handler */
 
 void op_engine_wall_after_fork(void);
 void op_engine_process_after_fork(void);
@@ -39,8 +40,49 @@ static uint32_t ring_slots(const otelprof_config *cfg, uint32_t max_depth) {
     return (uint32_t)n;
 }
 
-static void atexit_stop(void) {
-    if (otelprof_is_running()) otelprof_stop();
+/* At exit the host waits at most this long for the final profile, then exits without it (one
+ * error line). A thread that calls exit() while another thread's exit is writing the profile
+ * waits up to OP_EXIT_GRACE_NS longer, so the writer's own timeout and message come first. */
+#define OP_EXIT_WAIT_NS 5000000000ll
+#define OP_EXIT_GRACE_NS 1000000000ll
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static otelprof_error stop_locked(int64_t deadline);
+
+/* One deadline for the whole process exit, set by the first exit handler that runs. */
+static int64_t exit_deadline(void) {
+    int64_t zero = 0, d = mono_ns() + OP_EXIT_WAIT_NS;
+    if (!__atomic_compare_exchange_n(&exit_deadline_ns, &zero, d, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        d = zero;
+    return d;
+}
+
+/* Registered twice (see otelprof_start). glibc's exit() runs the handlers one at a time, but a
+ * second thread calling exit() meanwhile (or main returning) runs whatever handlers are left and
+ * then _exit()s the process, killing the first one mid-write: no files, no message. The copy
+ * registered first is below the other in the list, so a racing exit() reaches it only once the
+ * stop has begun, and waits here (bounded) on the lock the stopping thread holds. A waiter first
+ * registers one more copy, so a third exit() finds one too; once the stop is over no copy
+ * registers another, so the list ends. */
+static void exit_stop(void) {
+    int64_t deadline = exit_deadline(), until = deadline + OP_EXIT_GRACE_NS;
+    struct timespec ts = {(time_t)(until / 1000000000ll), (long)(until % 1000000000ll)};
+    if (pthread_mutex_trylock(&op_g.lock) == 0) goto locked;
+    atexit(exit_stop); /* fails harmlessly once exit() has run the whole list */
+    if (pthread_mutex_clocklock(&op_g.lock, CLOCK_MONOTONIC, &ts) != 0) {
+        op_log_error("exit: the profiler is still being stopped on another thread after %lld s; "
+                     "exiting without the final profile (its files may be missing)",
+                     (long long)((OP_EXIT_WAIT_NS + OP_EXIT_GRACE_NS) / 1000000000ll));
+        return;
+    }
+locked:
+    if (otelprof_is_running()) stop_locked(deadline);
+    pthread_mutex_unlock(&op_g.lock);
 }
 
 /* Whether no handler was mid-walk when fork() copied the process: libunwind (Debian 1.6) holds a
@@ -210,7 +252,7 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
     if (op_g.engine->start(cfg) < 0) {
         op_log_error("cannot start the %s engine: %s; profiling is off", op_g.engine->name, strerror(errno));
         __atomic_store_n(&op_g.running, 0, __ATOMIC_SEQ_CST);
-        op_exporter_stop();
+        op_exporter_stop(0);
         op_capture_uninstall();
         op_mem_release(op_g.ring.mem_len);
         cleanup_failed_start(cfg);
@@ -222,7 +264,10 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
         op_log_warn("process context (OTEL_CTX) not published");
     if (!hooks_installed) {
         pthread_atfork(fork_prepare, fork_parent, fork_child);
-        atexit(atexit_stop);
+        /* Twice on purpose: the second registration runs first and stops; the first makes a
+         * concurrent exit() wait for that stop instead of ending the process under it. */
+        atexit(exit_stop);
+        atexit(exit_stop);
         hooks_installed = 1;
     }
     char signame[32];
@@ -236,10 +281,16 @@ out:
 
 otelprof_error otelprof_stop(void) {
     pthread_mutex_lock(&op_g.lock);
-    if (!otelprof_is_running()) {
-        pthread_mutex_unlock(&op_g.lock);
-        return OTELPROF_ESTOPPED;
-    }
+    otelprof_error rc = otelprof_is_running() ? stop_locked(0) : OTELPROF_ESTOPPED;
+    pthread_mutex_unlock(&op_g.lock);
+    return rc;
+}
+
+/* Under op_g.lock, while running. deadline (CLOCK_MONOTONIC ns, 0 for none) bounds the waits at
+ * exit; past it the final profile is given up with one error line, and everything the exporter
+ * may still be using is left allocated: the process is ending. */
+static otelprof_error stop_locked(int64_t deadline) {
+    int64_t t0 = mono_ns();
     __atomic_store_n(&op_g.running, 0, __ATOMIC_SEQ_CST);
     op_threads_close();
     op_g.engine->stop();
@@ -247,7 +298,7 @@ otelprof_error otelprof_stop(void) {
      * handler can be slow (descheduled, throttled, a long walk), so wait generously; if one is
      * still inside after that, its ring and config are left allocated rather than freed under it. */
     int quiet = 0;
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0; i < 20000 && (!deadline || mono_ns() < deadline); i++) {
         if (!__atomic_load_n(&op_g.inflight, __ATOMIC_SEQ_CST)) {
             quiet = 1;
             break;
@@ -255,7 +306,13 @@ otelprof_error otelprof_stop(void) {
         struct timespec ts = {0, 100000};
         nanosleep(&ts, NULL);
     }
-    op_exporter_stop();
+    if (op_exporter_stop(deadline) < 0) {
+        op_log_error("exit: the final profile was not written within %lld ms; exiting without it "
+                     "(its files may be missing)", (long long)((mono_ns() - t0) / 1000000));
+        op_capture_uninstall();
+        op_process_ctx_unpublish();
+        return OTELPROF_ESYS;
+    }
     op_capture_uninstall();
     op_process_ctx_unpublish();
     op_mem_release(op_g.ring.mem_len);
@@ -271,7 +328,6 @@ otelprof_error otelprof_stop(void) {
     op_g.cfg = NULL;
     op_g.engine = NULL;
     op_g.has_adapter = 0;
-    pthread_mutex_unlock(&op_g.lock);
     return OTELPROF_OK;
 }
 
