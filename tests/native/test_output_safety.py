@@ -2,6 +2,8 @@
 that never follow a planted symlink, refusal of unsafe or unusable output directories at start,
 and bounded, sanitised file names derived from the service name."""
 import os
+import shutil
+import tempfile
 import stat
 import subprocess
 import sys
@@ -193,3 +195,42 @@ def test_long_service_names_are_bounded_and_distinct(build_dir, tmp_path):
         assert all(len(n) < 128 for n in os.listdir(r.out_dir))
         parts.append(service_part(folded))
     assert parts[0] != parts[1], "names differing past the cap must stay distinct"
+
+
+def needs_root():
+    if os.geteuid() != 0:
+        assert os.environ.get("CI") != "true", "these tests switch users and need root"
+        pytest.skip("needs root to switch users")
+
+
+def test_privilege_dropping_worker_reports_its_lost_profile(build_dir, tmp_path):
+    """A worker that switches from root to another user cannot write into the 0700 root-owned
+    directory: the profile is reported lost once, naming the file and the reason (the documented
+    remedies are below and in docs/CONFIGURATION.md)."""
+    needs_root()
+    r = run_profiled([bin_path("prog_setuid"), "65534", "0.5"], tmp_path)
+    assert r.rc == 0, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.startswith("otelprof:")]
+    assert len(lines) == 1, r.stderr
+    assert "cannot write" in lines[0] and "Permission denied" in lines[0] and r.out_dir in lines[0], lines
+    assert os.listdir(r.out_dir) == []
+
+
+def test_privilege_dropping_worker_writes_into_its_own_directory(build_dir, tmp_path):
+    """The documented set-up: a 0700 directory owned by the worker user, made before start."""
+    needs_root()
+    base = tempfile.mkdtemp(prefix="otelprof-worker-")  # under /tmp: reachable by the worker user
+    try:
+        os.chmod(base, 0o755)
+        out = os.path.join(base, "out")
+        os.mkdir(out, 0o700)
+        os.chown(out, 65534, 65534)
+        r = run_profiled([bin_path("prog_setuid"), "65534", "0.5"], tmp_path, env={"OTELPROF_OUTPUT_DIR": out})
+        assert r.rc == 0 and "otelprof:" not in r.stderr, r.stderr
+        files = os.listdir(out)
+        assert any(f.endswith(".otlp.pb") for f in files) and any(f.endswith(".folded") for f in files), files
+        assert all(os.stat(os.path.join(out, f)).st_uid == 65534 for f in files)
+        folded = [f for f in files if f.endswith(".folded")][0]
+        assert "worker_work" in open(os.path.join(out, folded)).read()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
