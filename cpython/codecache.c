@@ -6,7 +6,6 @@
 #include <Python.h>
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -560,13 +559,7 @@ static void *pinner_main(void *arg) {
 int opy_pinner_start(void) {
     if (pinner_running) return 0;
     pin_stop = 0;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* never sampled, never interrupted */
-    int rc = pthread_create(&pinner, NULL, pinner_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc) return -1;
-    pthread_setname_np(pinner, "otelprof-pin");
+    if (otelprof_thread_spawn(&pinner, pinner_main, NULL, "otelprof-pin") != 0) return -1;
     pinner_running = 1;
     return 0;
 }

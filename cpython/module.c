@@ -92,6 +92,24 @@ static PyObject *m_supported(PyObject *self, PyObject *unused) {
 }
 
 /* start(options: dict[str, str]) -> bool: False when disabled by configuration. */
+/* ---- fork: the core's adapter callbacks (see otelprof_adapter) ------------------------------- */
+
+static pid_t fork_tid;
+
+static void at_prepare(void *user) {
+    (void)user;
+    fork_tid = gettid_();
+}
+
+/* Only the forking thread survives: keep its table entry under its new tid (the core registers
+ * that tid with a fresh timer when the restart completes). */
+static void at_child(void *user) {
+    (void)user;
+    opy_threads_after_fork(fork_tid, gettid_());
+    opy_pinner_after_fork();
+    opy_code_after_fork();
+}
+
 static PyObject *m_start(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *opts;
@@ -136,6 +154,8 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
     ad.resolve = py_resolve;
     ad.resolve_on = OTELPROF_RESOLVE_ON_EXPORTER;
     ad.profile_closed = py_profile_closed;
+    ad.fork_prepare = at_prepare;
+    ad.fork_child = at_child;
     /* Native frames are on for an adapter only when asked for (as the core decides); the merge
      * buffers hold stacks as deep as the core's (max_depth + 1, see opy_merge_walk). */
     merge_native = opy_merge_init() && cfg->native_frames_set && cfg->native_frames &&
@@ -307,13 +327,11 @@ static PyObject *m_set_span(PyObject *self, PyObject *args) {
     PyBuffer_Release(&trace);
     PyBuffer_Release(&span);
     if ((has && tl_token && memcmp(ids, tl_ids, 24) == 0) || (!has && !tl_token)) Py_RETURN_NONE;
-    sigset_t prof, old;
-    sigemptyset(&prof);
-    sigaddset(&prof, otelprof_signal_number());
-    pthread_sigmask(SIG_BLOCK, &prof, &old);
+    sigset_t old;
+    otelprof_signal_block(&old);
     if (tl_token) otelprof_ctx_detach(tl_token);
     tl_token = has ? otelprof_ctx_attach(ids, ids + 16, (uint8_t)flags, NULL, 0) : NULL;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    otelprof_signal_restore(&old);
     if (tl_token) memcpy(tl_ids, ids, 24);
     OPY_STAT_INC(ctx_published);
     Py_RETURN_NONE;
@@ -331,21 +349,6 @@ static PyObject *m_code_line(PyObject *self, PyObject *args) {
     return PyLong_FromLong(opy_code_line(code, offset));
 }
 
-/* ---- fork ----------------------------------------------------------------------------------- */
-
-static pid_t fork_tid;
-
-static void at_prepare(void) {
-    fork_tid = gettid_();
-}
-
-/* Only the forking thread survives: keep its table entry under its new tid (the core registers
- * that tid with a fresh timer in its own child handler). */
-static void at_child(void) {
-    opy_threads_after_fork(fork_tid, gettid_());
-    opy_pinner_after_fork();
-    opy_code_after_fork();
-}
 
 /* after_fork_child(): from os.register_at_fork, once the interpreter is usable in the child. */
 static PyObject *m_after_fork_child(PyObject *self, PyObject *unused) {
@@ -395,11 +398,6 @@ static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "otelprof._native",
                                     NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__native(void) {
-    static int hooked;
-    if (!hooked) {
-        pthread_atfork(at_prepare, NULL, at_child);
-        hooked = 1;
-    }
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
     if (PyModule_AddStringConstant(m, "SUPPORTED_VERSIONS", opy_internals_versions()) < 0) {

@@ -78,29 +78,11 @@ static void copy_context(op_slot *s) {
     }
 }
 
-/* Our signals: our timers (SI_TIMER, by kernel timer id) and the wall engine's tagged SI_QUEUE.
- * Anything else belongs to whoever had the handler before. */
-static int is_ours(const siginfo_t *si, int64_t *weight) {
-    if (si->si_code == SI_TIMER) {
-        if (!op_engine_cpu_owns_timer(si->si_timerid)) return 0;
-        int over = si->si_overrun;
-        if (over > 0) OP_STAT_ADD(timer_overruns, over);
-        *weight = 1 + (over > 0 ? over : 0);
-        return 1;
-    }
-    if (si->si_code == SI_QUEUE) {
-        uint64_t v = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
-        if ((v & 0xff00000000000000ull) != OP_WALL_SIGVAL_TAG) return 0;
-        if (op_engine_wall_weight((uint32_t)(v & 0xffffffffu), weight) < 0) *weight = 0;
-        return 1;
-    }
-    return 0;
-}
-
 static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
     int saved_errno = errno;
     int64_t weight;
-    if (!is_ours(si, &weight)) {
+    /* Our engines' signals; anything else belongs to whoever had the handler before. */
+    if (!op_engine_claim(si, &weight)) {
         const struct sigaction *old = &op_g.old_action;
         if (op_g.have_old_action) {
             if (old->sa_flags & SA_SIGINFO) {
@@ -159,6 +141,17 @@ int op_signo;
 
 int otelprof_signal_number(void) {
     return __atomic_load_n(&op_signo, __ATOMIC_RELAXED);
+}
+
+void otelprof_signal_block(sigset_t *old) {
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, __atomic_load_n(&op_signo, __ATOMIC_RELAXED));
+    pthread_sigmask(SIG_BLOCK, &one, old);
+}
+
+void otelprof_signal_restore(const sigset_t *old) {
+    pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
 static int handler_is_ours(int sig) {

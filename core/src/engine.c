@@ -10,6 +10,14 @@
 
 int op_engine_cpu_probe(pid_t tid);
 
+static const op_engine *const engines[] = {&op_engine_cpu, &op_engine_wall, &op_engine_process};
+
+int op_engine_claim(const siginfo_t *si, int64_t *weight) {
+    for (size_t i = 0; i < sizeof engines / sizeof engines[0]; i++)
+        if (engines[i]->claim && engines[i]->claim(si, weight)) return 1;
+    return 0;
+}
+
 const op_engine *op_engine_select(const otelprof_config *cfg) {
     if (cfg->mode == OP_MODE_WALL) return &op_engine_wall;
     if (op_engine_cpu_probe((pid_t)syscall(SYS_gettid)) == 0) return &op_engine_cpu;

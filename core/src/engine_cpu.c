@@ -9,6 +9,7 @@
 #include "op_engine.h"
 #include "op_capture.h"
 #include "op_profiler.h"
+#include "op_stats.h"
 
 #ifndef sigev_notify_thread_id
 #define sigev_notify_thread_id _sigev_un._tid
@@ -61,6 +62,16 @@ static int cpu_start(const otelprof_config *cfg) {
 
 static void cpu_stop(void) {}
 
+/* Our timers' expirations (this engine's and the process engine's: one ownership map), weighted
+ * one interval each plus the overruns the kernel folded into this signal. */
+static int cpu_claim(const siginfo_t *si, int64_t *weight) {
+    if (si->si_code != SI_TIMER || !op_engine_cpu_owns_timer(si->si_timerid)) return 0;
+    int over = si->si_overrun;
+    if (over > 0) OP_STAT_ADD(timer_overruns, over);
+    *weight = 1 + (over > 0 ? over : 0);
+    return 1;
+}
+
 static int cpu_thread_start(op_thread *t) {
     struct sigevent sev;
     memset(&sev, 0, sizeof sev);
@@ -103,6 +114,7 @@ const op_engine op_engine_cpu = {
     .stop = cpu_stop,
     .thread_start = cpu_thread_start,
     .thread_stop = cpu_thread_stop,
+    .claim = cpu_claim,
 };
 
 /* Used by engine.c to decide whether this kernel allows per-thread CPU timers at all. */

@@ -43,7 +43,7 @@ static void process_stop(void) {
 }
 
 /* Fork child: the timer was not inherited. */
-void op_engine_process_after_fork(void) {
+static void process_after_fork(void) {
     __atomic_store_n(&armed, 0, __ATOMIC_RELEASE);
 }
 
@@ -53,4 +53,6 @@ const op_engine op_engine_process = {
     .stop = process_stop,
     .thread_start = NULL,
     .thread_stop = NULL,
+    .claim = NULL, /* its timer is in the cpu engine's map of our timer ids: claimed there */
+    .after_fork = process_after_fork,
 };

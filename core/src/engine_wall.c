@@ -45,7 +45,12 @@ static int ensure_slots(uint32_t n) {
     return 0;
 }
 
-int op_engine_wall_weight(uint32_t slot, int64_t *weight) {
+/* Marks the signals this engine queues, so the handler can tell them from anyone else's. */
+#define WALL_SIGVAL_TAG 0x4f00000000000000ull
+
+/* The weight (ns) of a sample for slot, charging every tick since the slot's previous sample.
+ * 0, or -1 for an unknown slot. */
+static int slot_weight(uint32_t slot, int64_t *weight) {
     if (!slots || slot >= nslots) return -1;
     wall_slot *w = &slots[slot];
     uint64_t now = __atomic_load_n(&tick, __ATOMIC_ACQUIRE);
@@ -69,7 +74,7 @@ static void signal_one(op_thread *t, void *arg) {
     si.si_code = SI_QUEUE;
     si.si_pid = getpid();
     si.si_uid = getuid();
-    si.si_value.sival_ptr = (void *)(uintptr_t)(OP_WALL_SIGVAL_TAG | t->slot);
+    si.si_value.sival_ptr = (void *)(uintptr_t)(WALL_SIGVAL_TAG | t->slot);
     /* rt_tgsigqueueinfo, not tgkill: only it can carry the slot (and our tag) to the handler. */
     if (syscall(SYS_rt_tgsigqueueinfo, getpid(), t->tid, op_signo, &si) < 0)
         __atomic_fetch_sub(&w->sent, 1, __ATOMIC_RELEASE);
@@ -118,15 +123,28 @@ static int wall_thread_start(op_thread *t) {
     return 0;
 }
 
+static void wall_after_fork(void);
+static int wall_claim(const siginfo_t *si, int64_t *weight);
+
 const op_engine op_engine_wall = {
     .name = "wall",
     .start = wall_start,
     .stop = wall_stop,
     .thread_start = wall_thread_start,
     .thread_stop = NULL,
+    .claim = wall_claim,
+    .after_fork = wall_after_fork,
 };
 
 /* Fork child: the timer thread did not survive; forget it without joining. */
-void op_engine_wall_after_fork(void) {
+static void wall_after_fork(void) {
     __atomic_store_n(&wall_running, 0, __ATOMIC_RELEASE);
+}
+
+static int wall_claim(const siginfo_t *si, int64_t *weight) {
+    if (si->si_code != SI_QUEUE) return 0;
+    uint64_t v = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
+    if ((v & 0xff00000000000000ull) != WALL_SIGVAL_TAG) return 0;
+    if (slot_weight((uint32_t)(v & 0xffffffffu), weight) < 0) *weight = 0;
+    return 1;
 }

@@ -33,9 +33,6 @@ typedef struct op_profiler {
 
 extern op_profiler op_g;
 
-/* Marks signals the wall engine queues, so the handler can tell them from foreign SIGPROFs. */
-#define OP_WALL_SIGVAL_TAG 0x4f00000000000000ull
-
 /* Stops sampling for good without stopping the profiler (what was captured is still written):
  * the registry closes and the engine stops. Called by the exporter when the application took
  * the profiling signal over. Thread-safe; never takes op_g.lock. */

@@ -20,8 +20,6 @@
 op_profiler op_g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static int64_t exit_deadline_ns; /* CLOCK_MONOTONIC; 0 until exit() runs our handler */
 
-void op_engine_wall_after_fork(void);
-void op_engine_process_after_fork(void);
 
 pid_t otelprof_gettid(void) {
     return (pid_t)syscall(SYS_gettid);
@@ -92,7 +90,12 @@ static int fork_quiet;
 /* Set in the fork child until otelprof_after_fork() has restarted the engine and exporter. */
 static int restart_pending;
 
+/* The adapter whose fork callbacks run: the current run's, or the last one's after stop. Written
+ * under op_g.lock by start; fork reads it with op_g.lock held (prepare) or single-threaded. */
+static otelprof_adapter fork_adapter;
+
 static void fork_prepare(void) {
+    if (fork_adapter.fork_prepare) fork_adapter.fork_prepare(fork_adapter.user);
     pthread_mutex_lock(&op_g.lock);
     op_exporter_fork_prepare();
     __atomic_store_n(&op_g.paused, 1, __ATOMIC_SEQ_CST);
@@ -111,11 +114,19 @@ static void fork_parent(void) {
     op_exporter_fork_parent();
     __atomic_store_n(&op_g.paused, 0, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&op_g.lock);
+    if (fork_adapter.fork_parent) fork_adapter.fork_parent(fork_adapter.user);
+}
+
+static void fork_child_core(void);
+
+static void fork_child(void) {
+    fork_child_core();
+    if (fork_adapter.fork_child) fork_adapter.fork_child(fork_adapter.user);
 }
 
 /* In the child only the forking thread exists, timers and the exporter are gone, and any lock
  * may be held: reset, then profile the child under its own pid. */
-static void fork_child(void) {
+static void fork_child_core(void) {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&op_g.lock, &fresh, sizeof fresh);
     /* Every lock another thread may have held is re-initialised, profiling or not, so that a later
@@ -138,8 +149,7 @@ static void fork_child(void) {
         return;
     }
     op_ring_reset(&op_g.ring);
-    if (op_g.engine == &op_engine_wall) op_engine_wall_after_fork();
-    if (op_g.engine == &op_engine_process) op_engine_process_after_fork();
+    if (op_g.engine->after_fork) op_g.engine->after_fork();
     /* Threads are not started from inside fork(): the restart completes in otelprof_after_fork(),
      * once fork() has returned (native mode's fork wrapper, an adapter's after-fork hook). */
     restart_pending = 1;
@@ -208,6 +218,7 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
     op_g.has_adapter = adapter != NULL;
     if (adapter) op_g.adapter = *adapter;
     else memset(&op_g.adapter, 0, sizeof op_g.adapter);
+    fork_adapter = op_g.adapter;
     op_g.native_frames = adapter ? (cfg->native_frames_set && cfg->native_frames) : 1;
     if (!adapter && cfg->native_frames_set && !cfg->native_frames)
         op_log_warn("OTELPROF_NATIVE_FRAMES=0 ignored in native mode: native frames are the only frames");

@@ -3,6 +3,8 @@
 
 #include <signal.h>
 
+#include "otelprof/otelprof.h"
+
 int op_spawn(pthread_t *thread, void *(*fn)(void *), void *arg, const char *name) {
     sigset_t all, old;
     sigfillset(&all);
@@ -11,4 +13,8 @@ int op_spawn(pthread_t *thread, void *(*fn)(void *), void *arg, const char *name
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc == 0 && name) pthread_setname_np(*thread, name);
     return rc;
+}
+
+int otelprof_thread_spawn(pthread_t *thread, void *(*fn)(void *), void *arg, const char *name) {
+    return op_spawn(thread, fn, arg, name);
 }

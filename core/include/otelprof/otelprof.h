@@ -6,6 +6,8 @@
 #ifndef OTELPROF_OTELPROF_H
 #define OTELPROF_OTELPROF_H
 
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -110,6 +112,15 @@ typedef struct otelprof_adapter {
      * (through otelprof_unwind_native), putting each interpreter or VM frame's native caller
      * chain where it belongs; 0: the core puts the native stack on the leaf side of walk()'s. */
     int merges_native;
+    /* Optional fork callbacks, run from the core's own fork handlers for the adapter of the
+     * current or last run (after stop too, so the adapter's locks are always reset): fork_prepare
+     * in the parent before the core takes its locks; fork_parent after it released them;
+     * fork_child in the child after the core reset its own state, on the only thread left, where
+     * no thread may be started (restart the adapter's threads after otelprof_after_fork()). They
+     * run inside fork(): async-signal-safe work only. */
+    void (*fork_prepare)(void *user);
+    void (*fork_parent)(void *user);
+    void (*fork_child)(void *user);
 } otelprof_adapter;
 
 /* SIGNAL CONTEXT (AS-safe, bounded), for walk() of an adapter with merges_native: when native
@@ -146,6 +157,18 @@ OTELPROF_API void otelprof_exec_failed(void);
  * signal unless configured (option signal). Code that must keep a sample from landing inside a
  * short critical section blocks this signal. Thread-safe, AS-safe. */
 OTELPROF_API int otelprof_signal_number(void);
+/* Blocks the profiling signal on the calling thread and saves the previous mask in *old, so that
+ * no sample lands inside a short critical section (an adapter switching the records a sample
+ * reads); otelprof_signal_restore(old) puts the mask back, and a signal that arrived meanwhile is
+ * taken then, its weight intact. Calling thread only; AS-safe. */
+OTELPROF_API void otelprof_signal_block(sigset_t *old);
+OTELPROF_API void otelprof_signal_restore(const sigset_t *old);
+/* Starts fn(arg) on a new thread named name (at most 15 bytes shown), the way the core starts
+ * its own: every signal blocked in it, so it is never sampled nor interrupted by the profiler.
+ * For an adapter's helper threads. Returns 0 or the pthread_create error. Thread-safe; not
+ * AS-safe. */
+OTELPROF_API int otelprof_thread_spawn(pthread_t *thread, void *(*fn)(void *), void *arg,
+                                       const char *name);
 /* Closes the current profile now and writes it (blocks until written or 10 s). Thread-safe. */
 OTELPROF_API otelprof_error otelprof_flush(void);
 /* Thread-safe, AS-safe. */
