@@ -50,6 +50,16 @@ static int capture_frames(op_slot *s, void *uc) {
     }
     if (op_g.has_adapter && op_g.adapter.walk && n < room) {
         int k = op_g.adapter.walk(op_g.adapter.user, uc, s->frames + n, (int)(room - n));
+        if (k <= OTELPROF_WALK_ERROR(0)) {
+            /* A declared cause keeps the sample and its weight under an error frame. */
+            int cause = OTELPROF_WALK_ERROR(0) - k;
+            if (cause >= op_g.adapter.nwalk_errors || cause >= OTELPROF_WALK_ERRORS_MAX) return -1;
+            s->frames[n].kind = OTELPROF_FRAME_ERROR;
+            s->frames[n].id = (uint64_t)cause;
+            s->frames[n].aux = 0;
+            OP_STAT_INC(walk_errors[cause]);
+            k = 1;
+        }
         if (k < 0) return -1;
         n += (uint32_t)k < room - n ? (uint32_t)k : room - n; /* a buggy adapter cannot overrun */
     }

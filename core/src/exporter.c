@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,18 @@ static void close_profile(int final) {
                      (unsigned long long)st.export_bytes_raw, (unsigned long long)st.export_queue_depth,
                      (unsigned long long)st.export_queue_bytes,
                      (unsigned long long)export_sum(st.export_dropped, OTELPROF_EXPORT_DROP__COUNT));
+        char causes[512];
+        size_t used = 0;
+        causes[0] = 0;
+        for (int i = 0; i < OTELPROF_WALK_ERRORS_MAX && used < sizeof causes; i++) {
+            const char *label = otelprof_walk_error_name(i);
+            if (label && st.walk_errors[i]) {
+                int w = snprintf(causes + used, sizeof causes - used, "%s%s:%llu", used ? "," : "", label,
+                                 (unsigned long long)st.walk_errors[i]);
+                if (w > 0) used += (size_t)w;
+            }
+        }
+        if (used) op_log_debug("walk errors: %s", causes);
     }
 }
 

@@ -177,6 +177,15 @@ void op_resolve_frames(op_resolver *r, const otelprof_frame *frames, size_t n, o
             set_unknown(&syms[i], "abort");
             syms[i].name = "[truncated]";
             break;
+        case OTELPROF_FRAME_ERROR: {
+            set_unknown(&syms[i], "abort");
+            const char *label = otelprof_walk_error_name((int)f->id);
+            char buf[80];
+            snprintf(buf, sizeof buf, "[%s]", label ? label : "walk_error");
+            const char *name = op_arena_strdup(a, buf);
+            if (name) syms[i].name = name;
+            break;
+        }
         case OTELPROF_FRAME_ADAPTER:
             if (op_g.has_adapter && op_g.adapter.resolve_on == OTELPROF_RESOLVE_ON_ADAPTER && done) {
                 set_unknown(&syms[i], op_g.adapter.frame_type ? op_g.adapter.frame_type : "native");

@@ -1,6 +1,8 @@
 /* Self-metrics: the process-wide counters, the shared memory budget, and their public names. */
 #include "op_stats.h"
 
+#include "op_profiler.h"
+
 otelprof_stats op_stats_g;
 
 /* A cap of 0 means "not configured yet": tables built before start are not refused. */
@@ -72,6 +74,7 @@ void otelprof_stats_get(otelprof_stats *out) {
     out->export_queue_bytes = LOAD(export_queue_bytes);
     for (int i = 0; i < OTELPROF_EXPORT_DROP__COUNT; i++) out->export_dropped[i] = LOAD(export_dropped[i]);
     out->export_rejected_profiles = LOAD(export_rejected_profiles);
+    for (int i = 0; i < OTELPROF_WALK_ERRORS_MAX; i++) out->walk_errors[i] = LOAD(walk_errors[i]);
 }
 
 /* Indexed by otelprof_drop_reason; the names are metric labels, so they never change. */
@@ -87,6 +90,12 @@ static const char *const drop_names[OTELPROF_DROP__COUNT] = {
     [OTELPROF_DROP_UNRESOLVED] = "unresolved",
     [OTELPROF_DROP_WRITE_FAILED] = "write_failed",
 };
+
+const char *otelprof_walk_error_name(int i) {
+    const otelprof_adapter *ad = &op_g.adapter;
+    if (i < 0 || i >= OTELPROF_WALK_ERRORS_MAX || i >= ad->nwalk_errors || !ad->walk_errors) return NULL;
+    return ad->walk_errors[i];
+}
 
 const char *otelprof_drop_reason_name(otelprof_drop_reason r) {
     if ((unsigned)r >= OTELPROF_DROP__COUNT || !drop_names[r]) return "unknown";

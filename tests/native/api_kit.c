@@ -4,7 +4,9 @@
  *          shows how many threads the core still had registered when its callback ran);
  *   block: 0.4 s of CPU with otelprof_signal_block, then 0.4 s after otelprof_signal_restore;
  *          prints "walks_blocked N walks_open M";
- *   spawn: otelprof_thread_spawn; the new thread prints "spawned blocked <0|1> name <name>". */
+ *   spawn: otelprof_thread_spawn; the new thread prints "spawned blocked <0|1> name <name>";
+ *   walkerr: 0.3 s of CPU where walk() reports cause 0 ("gc_active"), 0.3 s where it reports an
+ *          undeclared cause (5), 0.3 s of good walks; prints "walk_errors N walk_failed M taken T". */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,12 +20,14 @@
 
 static volatile int round_no;
 static volatile int in_blocked;
+static volatile int walk_fails = -1; /* >= 0: walk() reports this cause */
 static long walks_blocked, walks_open;
 
 static int kit_walk(void *user, void *uc, otelprof_frame *out, int max) {
     (void)user, (void)uc;
     if (max < 1) return 0;
     __atomic_fetch_add(in_blocked ? &walks_blocked : &walks_open, 1, __ATOMIC_RELAXED);
+    if (walk_fails >= 0) return OTELPROF_WALK_ERROR(walk_fails);
     out[0].kind = OTELPROF_FRAME_ADAPTER;
     out[0].id = 1;
     out[0].aux = 0;
@@ -51,9 +55,13 @@ static void on_prepare(void *user) { (void)user; say("prepare"); }
 static void on_parent(void *user) { (void)user; say("parent"); }
 static void on_child(void *user) { (void)user; say("child"); }
 
+static const char *const kit_walk_errors[] = {"gc_active", "not_walkable"};
+
 static int start(void) {
     otelprof_adapter ad;
     memset(&ad, 0, sizeof ad);
+    ad.walk_errors = kit_walk_errors;
+    ad.nwalk_errors = 2;
     ad.name = "kit";
     ad.walk = kit_walk;
     ad.resolve = kit_resolve;
@@ -109,6 +117,21 @@ int main(int argc, char **argv) {
         spin_cpu(400000000);
         otelprof_stop();
         printf("walks_blocked %ld walks_open %ld\n", walks_blocked, walks_open);
+        return 0;
+    }
+    if (strcmp(part, "walkerr") == 0) {
+        walk_fails = 0;
+        spin_cpu(300000000);
+        walk_fails = 5;
+        spin_cpu(300000000);
+        walk_fails = -1;
+        spin_cpu(300000000);
+        otelprof_stats st;
+        otelprof_stats_get(&st);
+        otelprof_stop();
+        printf("walk_errors %llu walk_failed %llu taken %llu name %s\n", (unsigned long long)st.walk_errors[0],
+               (unsigned long long)st.samples_dropped[OTELPROF_DROP_WALK_FAILED],
+               (unsigned long long)st.samples_taken, otelprof_walk_error_name(0));
         return 0;
     }
     if (strcmp(part, "spawn") == 0) {

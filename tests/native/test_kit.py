@@ -44,3 +44,19 @@ def test_signal_block_keeps_samples_out_of_the_critical_section(build_dir, tmp_p
 def test_adapter_thread_is_named_and_never_signalled(build_dir, tmp_path):
     r = kit(tmp_path, "spawn")
     assert "spawned blocked 1 name kit-helper" in r.stdout, r.stdout
+
+
+def test_walk_error_causes_keep_the_time_as_error_frames(build_dir, tmp_path):
+    """0.3 s of CPU with walk() failing for a declared cause, 0.3 s for an undeclared one, 0.3 s
+    of good walks, at 10 ms: the declared cause's ~30 samples stay in the profile under the
+    frame "[gc_active]" and are counted by cause; the undeclared ones are dropped as walk_failed."""
+    r = kit(tmp_path, "walkerr", env={"OTELPROF_INTERVAL": "10ms"})
+    m = re.search(r"walk_errors (\d+) walk_failed (\d+) taken (\d+) name (\S+)", r.stdout)
+    assert m, r.stdout
+    errors, failed, taken, name = int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4)
+    assert name == "gc_active"
+    assert 20 <= errors <= 40 and 20 <= failed <= 40, r.stdout
+    stacks = r.folded()
+    in_error = sum(n for s, n in stacks.items() if s[-1] == "[gc_active]")
+    assert in_error == errors, (in_error, stacks)
+    assert sum(n for s, n in stacks.items() if s[-1] == "kit_frame") >= 20, stacks

@@ -69,6 +69,11 @@ typedef struct otelprof_frame {
 #define OTELPROF_FRAME_NATIVE 1u    /* id is a return address/pc in this process */
 #define OTELPROF_FRAME_ADAPTER 2u   /* id/aux meaningful only to the adapter's resolve() */
 #define OTELPROF_FRAME_TRUNCATED 3u /* marks a stack cut at max_depth (added by the core) */
+#define OTELPROF_FRAME_ERROR 4u     /* a failed walk: id = cause, shown "[label]" (added by the core) */
+
+/* walk() reports error cause i (an index into otelprof_adapter.walk_errors) by returning this. */
+#define OTELPROF_WALK_ERROR(i) (-2 - (int)(i))
+#define OTELPROF_WALK_ERRORS_MAX 16
 
 /* What a resolved frame is called. Strings are copied by the core before resolve() returns
  * to the caller, so the adapter may point into its own scratch memory. */
@@ -121,6 +126,13 @@ typedef struct otelprof_adapter {
     void (*fork_prepare)(void *user);
     void (*fork_parent)(void *user);
     void (*fork_child)(void *user);
+    /* Optional labels of walk()'s error causes (at most OTELPROF_WALK_ERRORS_MAX, static
+     * strings, e.g. "gc_active"). A walk() that returns OTELPROF_WALK_ERROR(i) keeps its sample:
+     * the core records it with one frame "[label]" (on the root side of any native frames) and
+     * its full weight, and counts it in otelprof_stats.walk_errors[i]. Returning -1 (or an
+     * undeclared cause) still drops the sample as walk_failed. */
+    const char *const *walk_errors;
+    int nwalk_errors;
 } otelprof_adapter;
 
 /* SIGNAL CONTEXT (AS-safe, bounded), for walk() of an adapter with merges_native: when native
@@ -304,10 +316,13 @@ typedef struct otelprof_stats {
     uint64_t export_queue_bytes;    /* their encoded size now */
     uint64_t export_dropped[OTELPROF_EXPORT_DROP__COUNT]; /* profiles never delivered, by reason */
     uint64_t export_rejected_profiles; /* receivers' partial-success rejected_profiles, summed */
+    uint64_t walk_errors[OTELPROF_WALK_ERRORS_MAX]; /* samples kept with an error frame, by cause */
 } otelprof_stats;
 
 /* Thread-safe; AS-safe (reads counters). Fields are a snapshot, not atomic as a whole. */
 OTELPROF_API void otelprof_stats_get(otelprof_stats *out);
+/* The label of walk error cause i of the current or last run's adapter, or NULL. Thread-safe. */
+OTELPROF_API const char *otelprof_walk_error_name(int i);
 /* Thread-safe, AS-safe: "ring_full", "not_running", ... */
 OTELPROF_API const char *otelprof_drop_reason_name(otelprof_drop_reason r);
 /* Thread-safe, AS-safe: "connect", "timeout", "tls", "retryable", "rejected". */
