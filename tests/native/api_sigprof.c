@@ -1,6 +1,6 @@
 /* An application that uses SIGPROF itself, profiled (argv[3] = 1) or not (0):
  *   argv[1] what it does with SIGPROF: handler (its own handler and its own ITIMER_PROF at
- *           10 ms), handler-notimer (its own handler, no timer: it should see no call at all),
+ *           20 ms), handler-notimer (its own handler, no timer: it should see no call at all),
  *           dfl (SIG_DFL), ign (SIG_IGN);
  *   argv[2] when: before or after otelprof_start.
  * It burns 1.5 s of CPU, then prints "calls N cpu_ms M samples S": M is the process's CPU time
@@ -32,7 +32,7 @@ static void apply(const char *what) {
     else sa.sa_handler = SIG_IGN;
     sigaction(SIGPROF, &sa, NULL);
     if (strcmp(what, "handler") == 0) {
-        struct itimerval it = {{0, 10000}, {0, 10000}};
+        struct itimerval it = {{0, 20000}, {0, 20000}};
         setitimer(ITIMER_PROF, &it, NULL);
     }
 }

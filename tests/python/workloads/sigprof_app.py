@@ -1,5 +1,5 @@
 """An application that uses SIGPROF itself: argv[1] handler (its own handler and ITIMER_PROF at
-10 ms), handler-notimer, dfl or ign; argv[2] before or after otelprof.start(), or none (not
+20 ms), handler-notimer, dfl or ign; argv[2] before or after otelprof.start(), or none (not
 profiled). Burns 1.5 s of CPU, prints "calls N cpu_ms M samples S"."""
 import signal
 import sys
@@ -23,7 +23,7 @@ def apply(what):
     else:
         signal.signal(signal.SIGPROF, signal.SIG_IGN)
     if what == "handler":
-        signal.setitimer(signal.ITIMER_PROF, 0.01, 0.01)
+        signal.setitimer(signal.ITIMER_PROF, 0.02, 0.02)
 
 
 def app_work(seconds):
