@@ -30,7 +30,7 @@ void op_symbolizer_refresh(op_symbolizer *s);
  * found, -1 otherwise. */
 int op_symbolizer_lookup(op_symbolizer *s, uint64_t pc, op_native_sym *out);
 
-/* dlclose support (native mode, native_dl.c). op_symbolize_unload_begin() notes the loaded
+/* dlclose support (native mode, native/native_dl.c). op_symbolize_unload_begin() notes the loaded
  * objects just before the real dlclose; op_symbolize_unload_end() compares with what is loaded
  * after it and records each object that went away (dependencies too) in a process-wide list of
  * retired objects with its unload time: at most 64 distinct objects, an object retired again at

@@ -29,7 +29,7 @@
  * (their images, and so every name handed out, stay until op_symbolizer_free()).
  *
  * An object loaded and unloaded between two refreshes (a program that loops dlopen, call,
- * dlclose) is never seen by a scan. So native mode's dlclose wrapper (native_dl.c) notes the
+ * dlclose) is never seen by a scan. So native mode's dlclose wrapper (native/native_dl.c) notes the
  * loaded objects just before the real dlclose and, after it, hands every object that went away
  * to a process-wide list of retired objects with its unload time (op_symbolize_unload_begin/
  * _end below); each refresh merges the retirements it has not seen yet as stale objects.
