@@ -1,10 +1,11 @@
 """The C API end to end: span links from the OTEP 4947 thread context, the three capture models,
-self-metrics, and fork."""
+deferred resolution with a resolve() that longjmps, self-metrics, and fork."""
+import os
 import re
 
 import pytest
 
-from conftest import bin_path, run_profiled
+from conftest import BUILD, BUILD_ASAN, bin_path, lib_path, run_profiled
 import otlpcheck
 
 
@@ -77,6 +78,54 @@ def test_capture_models(build_dir, tmp_path, model):
                 if st[kv.key_strindex] == "profile.frame.type":
                     types.add(kv.value.string_value)
         assert types == {"toy"}
+
+
+@pytest.mark.parametrize("build", ["plain", "asan"])
+@pytest.mark.parametrize("mode", ["jump", "slow"])
+def test_resolve_that_longjmps_leaves_the_core_usable(build_dir, tmp_path, build, mode):
+    """Model (b) with a resolve() that longjmps out of otelprof_resolve_pending() (and once out of
+    otelprof_flush()) for one frame, over a dozen profile closes: the core held no lock across the
+    call, so the program's next safe point resolves the rest, the frame that jumped shows as
+    [unknown] and is counted, and flush and stop still work. "slow": one resolve() also outlives
+    the exporter's 2 s wait; its late answer must not touch the closed profile (ASan)."""
+    b = BUILD_ASAN if build == "asan" else BUILD
+    assert os.path.exists(lib_path(b)), f"{b} missing: scripts/build.sh --asan"
+    env = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=66",
+           "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=67"}
+    # Before the fix the lock taken around resolve() stayed held and the next call deadlocked.
+    r = run_profiled([bin_path("api_resolve_longjmp", b), mode], tmp_path, env=env, preload=False,
+                     timeout=90 if build == "asan" else 45)
+    assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr[-4000:]
+    assert r.rc == 0, r.stdout + r.stderr[-4000:]
+    info = dict(re.findall(r"(\w+) (\d+)", r.stdout))
+    assert int(info["flush"]) == 0 and int(info["stop"]) == 0
+    longjmps, unresolved = int(info["longjmps"]), int(info["unresolved"])
+    assert longjmps >= 3 and int(info["flush_jumped"]) == 1, r.stdout
+    assert int(info["profiles_written"]) >= 8 and len(r.files("*.otlp.pb")) >= 8, r.stdout
+    named = {("toy.main", "toy.alpha"), ("toy.main", "toy.beta")}
+    unknown = ("toy.main", "[unknown]")
+    stacks = r.folded()
+    assert named <= set(stacks), stacks
+    total = sum(stacks.values())
+    samples = otlp_samples(r)
+    if mode == "jump":
+        assert set(stacks) <= named | {unknown}, stacks
+        for names, value, link in samples:
+            assert tuple(reversed(names)) in named | {unknown}, names
+        # Exactly the frames that jumped are unresolved: no close waited out the exporter's 2 s.
+        assert unresolved == longjmps, r.stdout
+        # So only toy.cursed (which never resolves: it jumps, or returns -1 when not armed) is
+        # [unknown], with about its share of the CPU; toy.main, toy.alpha, toy.beta are named.
+        cpu = {k: int(v) for k, v in re.findall(r"(alpha|beta|cursed) (\d+)", r.stdout)}
+        share = stacks[unknown] / total
+        assert abs(share - cpu["cursed"] / sum(cpu.values())) <= 0.12, (stacks, cpu)
+    else:
+        assert int(info["slow_done"]) == 1
+        # The close whose resolve() outlived the wait also names its unanswered frames [unknown].
+        assert unresolved > longjmps, r.stdout
+        toy = {"toy.main", "toy.alpha", "toy.beta", "[unknown]"}
+        assert all(len(s) == 2 and set(s) <= toy for s in stacks), stacks
+        assert all(len(n) == 2 and set(n) <= toy for n, _, _ in samples)
 
 
 def test_fork_child_profiles_itself(build_dir, tmp_path):

@@ -36,9 +36,10 @@ def test_signal_block_keeps_samples_out_of_the_critical_section(build_dir, tmp_p
     r = kit(tmp_path, "block", env={"OTELPROF_INTERVAL": "10ms"})
     m = re.search(r"walks_blocked (\d+) walks_open (\d+)", r.stdout)
     assert m, r.stdout
-    # 0.4 s of CPU each side at 10 ms: ~40 walks outside; the one signal left pending from the
+    # 0.4 s of CPU each side at 10 ms: ~40 walks outside (fewer signals under load: expirations
+    # fold into one signal's overrun); the one signal left pending from the
     # blocked part is taken after restore (outside).
-    assert int(m.group(1)) == 0 and int(m.group(2)) >= 20, r.stdout
+    assert int(m.group(1)) == 0 and int(m.group(2)) >= 10, r.stdout
 
 
 def test_adapter_thread_is_named_and_never_signalled(build_dir, tmp_path):
@@ -55,8 +56,10 @@ def test_walk_error_causes_keep_the_time_as_error_frames(build_dir, tmp_path):
     assert m, r.stdout
     errors, failed, taken, name = int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4)
     assert name == "gc_active"
-    assert 20 <= errors <= 40 and 20 <= failed <= 40, r.stdout
+    # Counters count signals; a loaded machine folds expirations into one signal's weight
+    # (1 + overrun), so the profile's weights, not the counts, equal the CPU time (30 intervals).
+    assert errors >= 5 and failed >= 5, r.stdout
     stacks = r.folded()
     in_error = sum(n for s, n in stacks.items() if s[-1] == "[gc_active]")
-    assert in_error == errors, (in_error, stacks)
-    assert sum(n for s, n in stacks.items() if s[-1] == "kit_frame") >= 20, stacks
+    assert in_error >= errors and 25 <= in_error <= 35, (in_error, errors, stacks)
+    assert 25 <= sum(n for s, n in stacks.items() if s[-1] == "kit_frame") <= 35, stacks

@@ -105,7 +105,16 @@ typedef struct otelprof_adapter {
      * frames, leaf first, and returns how many (0 = nothing to add, <0 = drop this sample). */
     int (*walk)(void *user, void *ucontext, otelprof_frame *out, int max);
     /* Ordinary context (see resolve_on). Returns 0 on success, <0 when the id is no longer valid
-     * (the frame is then shown as "[unknown]"). */
+     * (the frame is then shown as "[unknown]"). `frame` is the caller's copy.
+     * RESOLVE_ON_ADAPTER: called only inside otelprof_resolve_pending() (which otelprof_flush()
+     * and otelprof_stop() also run while they wait). The core holds no lock across the call —
+     * except inside otelprof_stop(), which holds its start/stop lock — so it may longjmp out (a
+     * Ruby exception): the frame being resolved is then shown as "[unknown]" and counted
+     * (unresolved), see otelprof_resolve_pending(). It may also outlive the exporter's 2 s wait:
+     * its answer is then dropped. Several threads calling otelprof_resolve_pending() at once run
+     * resolve() concurrently (each frame is given to one of them).
+     * RESOLVE_ON_EXPORTER: on the exporter thread, which holds its work lock (fork() waits for
+     * it); it must return, and must not wait for a thread that may be forking. */
     int (*resolve)(void *user, const otelprof_frame *frame, otelprof_symbol *out);
     int resolve_on;
     /* Exporter thread, RESOLVE_ON_ADAPTER only: frames await names; arrange for
@@ -213,7 +222,19 @@ typedef struct otelprof_sample {
  * full the sample is dropped, counted, and OTELPROF_EFULL returned. */
 OTELPROF_API otelprof_error otelprof_submit(const otelprof_sample *sample);
 /* Resolves every adapter frame awaiting a name by calling adapter->resolve() on the calling thread.
- * For RESOLVE_ON_ADAPTER adapters. Thread-safe, not AS-safe. Returns the number resolved. */
+ * For RESOLVE_ON_ADAPTER adapters. Thread-safe, not AS-safe. Returns the number resolved here.
+ * The core takes no lock across a resolve() call: frames are claimed one at a time under a lock
+ * that is dropped before resolve() runs and retaken only to copy its answer. So resolve() may
+ * longjmp out of otelprof_resolve_pending(): nothing stays locked or allocated; the frame it was
+ * resolving is shown as "[unknown]" and counted (unresolved); the frames not yet claimed stay
+ * pending. The next otelprof_resolve_pending() call on that thread resolves them and completes
+ * the profile (a call on another thread resolves them too, and the close then ends when the
+ * exporter's 2 s wait does); if no call comes, the exporter names them "[unknown]" when its 2 s
+ * wait ends. The same holds for a longjmp out of otelprof_flush(). otelprof_stop() holds the
+ * profiler's start/stop lock while it answers: a resolve() that does not return from
+ * otelprof_stop() leaves that lock held (later otelprof_start/stop, exec and fork() block on it),
+ * so it must return there. A resolve() still running when the exporter's wait ends has its
+ * answer dropped; it never touches a closed profile. */
 OTELPROF_API int otelprof_resolve_pending(void);
 
 /* ---- thread context: OTEP 4947 --------------------------------------------------------------- */
