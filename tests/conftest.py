@@ -79,6 +79,20 @@ def run_profiled(cmd, tmp_path, env=None, preload=True, build=BUILD, timeout=120
     return Run(p.returncode, out.decode(errors="replace"), err.decode(errors="replace"), cpu, out_dir, wall)
 
 
+def check_sigprof_app(base, action, calls, cpu_ms, samples, what):
+    """An application's own SIGPROF use under the profiler (tests/native/api_sigprof.c and
+    tests/python/workloads/sigprof_app.py): its handler runs as often per CPU second as unprofiled
+    (base, +-10%) when it arms its own timer, never otherwise; the profiler still samples (1.5 s of
+    CPU at 10 ms is 150 samples)."""
+    if action == "handler":
+        rate = calls * 1000.0 / cpu_ms
+        assert 0.9 * base <= rate <= 1.1 * base, (
+            f"{what}: the application's handler ran {rate:.1f}/CPU-s, {base:.1f} unprofiled")
+    else:
+        assert calls == 0, f"{what}: the application's handler saw {calls} signals it never asked for"
+    assert samples >= 100, f"{what}: the profiler took only {samples} samples"
+
+
 def share(stacks, fn, among):
     """Fraction of samples whose stack contains fn, among samples containing any of `among`."""
     total = sum(n for s, n in stacks.items() if any(a in s for a in among))

@@ -1,5 +1,6 @@
 /* SIGNAL CONTEXT. The profiling signal handler: count, check, copy the interrupted thread's span
  * record and frames into a preallocated ring slot, publish. No locks, no allocation, errno kept. */
+#include "op_clock.h"
 #include "op_capture.h"
 
 #include <errno.h>
@@ -17,12 +18,6 @@
 #include "op_profiler.h"
 #include "op_stats.h"
 #include "op_unwind.h"
-
-static uint64_t now_ns(clockid_t c) {
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void note_handler_time(uint64_t ns) {
     OP_STAT_ADD(handler_ns_total, ns);
@@ -104,7 +99,7 @@ static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
         errno = saved_errno;
         return;
     }
-    uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+    uint64_t t0 = (uint64_t)op_mono_ns();
     OP_STAT_INC(signals);
     /* inflight before running (both seq_cst): stop clears running, then waits for inflight == 0,
      * so no handler can touch the ring once stop frees it. */
@@ -120,7 +115,7 @@ static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
         goto out;
     }
     s->tid = (pid_t)syscall(SYS_gettid);
-    s->timestamp_ns = now_ns(CLOCK_REALTIME);
+    s->timestamp_ns = (uint64_t)op_clock_ns(CLOCK_REALTIME);
     s->weight = weight;
     /* The adapter's name if it set one, else the OS name (prctl: a plain syscall, AS-safe, and
      * right even for threads gone by the time the ring is drained). */
@@ -143,7 +138,7 @@ static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
     OP_STAT_INC(samples_taken);
 out:
     __atomic_fetch_sub(&op_g.inflight, 1, __ATOMIC_SEQ_CST);
-    note_handler_time(now_ns(CLOCK_MONOTONIC) - t0);
+    note_handler_time((uint64_t)op_mono_ns() - t0);
     errno = saved_errno;
 }
 
@@ -260,7 +255,7 @@ static otelprof_error submit_locked_out(const otelprof_sample *in) {
         return OTELPROF_EFULL;
     }
     s->tid = in->tid ? in->tid : (pid_t)syscall(SYS_gettid);
-    s->timestamp_ns = in->timestamp_ns ? in->timestamp_ns : now_ns(CLOCK_REALTIME);
+    s->timestamp_ns = in->timestamp_ns ? in->timestamp_ns : (uint64_t)op_clock_ns(CLOCK_REALTIME);
     s->weight = in->weight > 0 ? in->weight
                                : (op_g.cfg->mode == OP_MODE_WALL ? op_g.cfg->interval_ns : 1);
     s->thread_name[0] = 0;

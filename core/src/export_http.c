@@ -1,6 +1,7 @@
 /* OTLP/HTTP sender: one thread posts queued profiles with libcurl, retrying transient failures
  * with exponential backoff and jitter inside a bounded budget, so a slow or dead collector costs
  * queue memory (capped) and never time on the application's or the exporter's threads. */
+#include "op_clock.h"
 #include "op_spawn.h"
 #include "op_export_http.h"
 
@@ -62,12 +63,6 @@ static struct {
 
 static unsigned logged_drops; /* bit per otelprof_export_drop already explained in the log */
 
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
 static void init_sync(void) {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&sx.lock, &fresh, sizeof fresh);
@@ -90,7 +85,7 @@ static uint64_t next_rand(void) {
 
 static void seed_rand(void) {
     if (getrandom(&sx.rng, sizeof sx.rng, GRND_NONBLOCK) != sizeof sx.rng)
-        sx.rng = (uint64_t)mono_ns() ^ (uint64_t)getpid() << 32;
+        sx.rng = (uint64_t)op_mono_ns() ^ (uint64_t)getpid() << 32;
 }
 
 static uint32_t hash_str(uint32_t h, const char *s) {
@@ -276,7 +271,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg) {
 static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
     (void)arg; (void)dt; (void)dn; (void)ut; (void)un;
     int stopping = __atomic_load_n(&sx.stopping, __ATOMIC_ACQUIRE);
-    return stopping && mono_ns() >= __atomic_load_n(&sx.deadline_ns, __ATOMIC_ACQUIRE);
+    return stopping && op_mono_ns() >= __atomic_load_n(&sx.deadline_ns, __ATOMIC_ACQUIRE);
 }
 
 static CURL *make_handle(void) {
@@ -369,7 +364,7 @@ static int attempt(const uint8_t *body, size_t len, int64_t *retry_after_ns) {
     *retry_after_ns = -1;
     int64_t timeout = sx.timeout_ns;
     if (__atomic_load_n(&sx.stopping, __ATOMIC_ACQUIRE)) {
-        int64_t left = sx.deadline_ns - mono_ns();
+        int64_t left = sx.deadline_ns - op_mono_ns();
         if (left <= 0) return R_ABORTED;
         if (left < timeout) timeout = left;
     }
@@ -463,7 +458,7 @@ static int attempt(const uint8_t *body, size_t len, int64_t *retry_after_ns) {
 static void wait_until(int64_t until) {
     struct timespec ts = {(time_t)(until / 1000000000ll), (long)(until % 1000000000ll)};
     pthread_mutex_lock(&sx.lock);
-    while (!sx.stopping && mono_ns() < until)
+    while (!sx.stopping && op_mono_ns() < until)
         if (pthread_cond_timedwait(&sx.cond, &sx.lock, &ts) == ETIMEDOUT) break;
     pthread_mutex_unlock(&sx.lock);
 }
@@ -485,10 +480,10 @@ static void deliver(op_export_item *it) {
         it->data = NULL;
     }
     OP_STAT_ADD(export_bytes_raw, it->len);
-    int64_t first = mono_ns();
+    int64_t first = op_mono_ns();
     for (int tries = 0;; tries++) {
         int stopping = __atomic_load_n(&sx.stopping, __ATOMIC_ACQUIRE);
-        if (stopping && (sx.unreachable || mono_ns() >= sx.deadline_ns)) {
+        if (stopping && (sx.unreachable || op_mono_ns() >= sx.deadline_ns)) {
             dropped(OTELPROF_EXPORT_DROP_SHUTDOWN, 1);
             break;
         }
@@ -513,7 +508,7 @@ static void deliver(op_export_item *it) {
         }
         int64_t delay = ra >= 0 ? ra : op_export_backoff_ns(tries + 1, sx.retry_initial_ns, sx.retry_max_ns,
                                                             next_rand());
-        int64_t now = mono_ns();
+        int64_t now = op_mono_ns();
         if (now + delay - first > sx.retry_elapsed_ns) {
             dropped(OTELPROF_EXPORT_DROP_RETRIES, 1);
             break;
@@ -703,7 +698,7 @@ size_t op_export_http_queued_bytes(void) {
 void op_export_http_stop(void) {
     if (!sx.started) return;
     pthread_mutex_lock(&sx.lock);
-    __atomic_store_n(&sx.deadline_ns, mono_ns() + sx.timeout_ns, __ATOMIC_RELEASE);
+    __atomic_store_n(&sx.deadline_ns, op_mono_ns() + sx.timeout_ns, __ATOMIC_RELEASE);
     __atomic_store_n(&sx.stopping, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&sx.cond);
     pthread_mutex_unlock(&sx.lock);

@@ -1,6 +1,7 @@
 /* Exporter thread: the only consumer of the capture ring and the only owner of aggregation,
  * symbolisation and outputs, so none of those need locks. It wakes every drain period, and
  * closes a profile every export interval, on flush and at stop. */
+#include "op_clock.h"
 #include "op_spawn.h"
 #include "op_capture.h"
 #include "op_exporter.h"
@@ -52,12 +53,6 @@ static op_output *kept_output; /* the stopped run's outputs, reused by the next 
 static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
 static int fork_locked;
 
-static uint64_t realtime_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void drain_one(const op_slot *s, void *arg) {
     op_agg_add((op_agg *)arg, s);
 }
@@ -77,7 +72,7 @@ static uint64_t export_sum(const uint64_t *v, int n) {
 /* Closes the interval: build, write, reset. */
 static void close_profile(int final) {
     op_ring_drain(&op_g.ring, drain_one, &ex.agg);
-    uint64_t end = realtime_ns();
+    uint64_t end = (uint64_t)op_clock_ns(CLOCK_REALTIME);
     op_arena arena;
     op_arena_init(&arena);
     op_profile p;
@@ -244,7 +239,7 @@ static int init_state(const otelprof_config *cfg, const char *runtime) {
     if (op_resource_build(cfg, runtime, &ex.resource, &ex.nresource) < 0) return -1;
     const char *service = ex.nresource ? ex.resource[0].value : "otelprof";
     op_agg_init(&ex.agg, cfg->mode, (size_t)(cfg->max_memory / 2));
-    op_agg_reset(&ex.agg, realtime_ns());
+    op_agg_reset(&ex.agg, (uint64_t)op_clock_ns(CLOCK_REALTIME));
     if (op_resolver_init(&ex.resolver, (size_t)(cfg->max_memory / 8)) < 0) return -1;
     /* With an endpoint, local files are written only when a directory was asked for. */
     if (op_export_http_configured(cfg) && !cfg->output_dir_set) return 0;
@@ -307,12 +302,6 @@ static void wait_step(int resolve) {
     }
 }
 
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
 int op_exporter_stop(int64_t deadline) {
     if (!ex.started) return 0;
     int resolve = caller_resolves();
@@ -320,7 +309,7 @@ int op_exporter_stop(int64_t deadline) {
     ex.stop = 1;
     pthread_cond_broadcast(&ex.cond);
     while (!ex.finished) {
-        if (deadline && mono_ns() >= deadline) {
+        if (deadline && op_mono_ns() >= deadline) {
             /* Still closing: it keeps the state; no restart can follow (the process is exiting,
              * and op_exporter_start refuses while started). */
             pthread_mutex_unlock(&ex.lock);

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "op_clock.h"
 #include "op_capture.h"
 #include "op_ctx.h"
 #include "op_engine.h"
@@ -44,17 +45,11 @@ static uint32_t ring_slots(const otelprof_config *cfg, uint32_t max_depth) {
 #define OP_EXIT_WAIT_NS 5000000000ll
 #define OP_EXIT_GRACE_NS 1000000000ll
 
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
 static otelprof_error stop_locked(int64_t deadline);
 
 /* One deadline for the whole process exit, set by the first exit handler that runs. */
 static int64_t exit_deadline(void) {
-    int64_t zero = 0, d = mono_ns() + OP_EXIT_WAIT_NS;
+    int64_t zero = 0, d = op_mono_ns() + OP_EXIT_WAIT_NS;
     if (!__atomic_compare_exchange_n(&exit_deadline_ns, &zero, d, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
         d = zero;
     return d;
@@ -92,6 +87,13 @@ static int restart_pending;
 
 /* The adapter whose fork callbacks run: the current run's, or the last one's after stop. Written
  * under op_g.lock by start; fork reads it with op_g.lock held (prepare) or single-threaded. */
+/* A run (a start, or its continuation in a fork child) begins in this process, not halted. */
+static void new_run_flags(void) {
+    op_g.pid = getpid();
+    op_g.exec_halted = 0;
+    __atomic_store_n(&op_g.halted, 0, __ATOMIC_RELAXED);
+}
+
 static otelprof_adapter fork_adapter;
 
 static void fork_prepare(void) {
@@ -132,9 +134,7 @@ static void fork_child_core(void) {
     /* Every lock another thread may have held is re-initialised, profiling or not, so that a later
      * otelprof_start in the child cannot deadlock. */
     restart_pending = 0;
-    op_g.pid = getpid();
-    op_g.exec_halted = 0;
-    __atomic_store_n(&op_g.halted, 0, __ATOMIC_RELAXED);
+    new_run_flags();
     op_threads_forget_all();
     op_exporter_reset_after_fork();
     /* Published contexts belong to the parent: republish with the child's pid, profiling or not. */
@@ -248,9 +248,7 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
         goto out;
     }
     op_g.engine = op_engine_select(cfg);
-    op_g.pid = getpid();
-    op_g.exec_halted = 0;
-    __atomic_store_n(&op_g.halted, 0, __ATOMIC_RELAXED);
+    new_run_flags();
     if (op_exporter_start(cfg, adapter ? adapter->name : NULL) < 0) {
         op_log_error("cannot start the exporter thread; profiling is off");
         op_capture_uninstall();
@@ -301,7 +299,7 @@ otelprof_error otelprof_stop(void) {
  * exit; past it the final profile is given up with one error line, and everything the exporter
  * may still be using is left allocated: the process is ending. */
 static otelprof_error stop_locked(int64_t deadline) {
-    int64_t t0 = mono_ns();
+    int64_t t0 = op_mono_ns();
     __atomic_store_n(&op_g.running, 0, __ATOMIC_SEQ_CST);
     op_threads_close();
     op_g.engine->stop();
@@ -309,7 +307,7 @@ static otelprof_error stop_locked(int64_t deadline) {
      * handler can be slow (descheduled, throttled, a long walk), so wait generously; if one is
      * still inside after that, its ring and config are left allocated rather than freed under it. */
     int quiet = 0;
-    for (int i = 0; i < 20000 && (!deadline || mono_ns() < deadline); i++) {
+    for (int i = 0; i < 20000 && (!deadline || op_mono_ns() < deadline); i++) {
         if (!__atomic_load_n(&op_g.inflight, __ATOMIC_SEQ_CST)) {
             quiet = 1;
             break;
@@ -319,7 +317,7 @@ static otelprof_error stop_locked(int64_t deadline) {
     }
     if (op_exporter_stop(deadline) < 0) {
         op_log_error("exit: the final profile was not written within %lld ms; exiting without it "
-                     "(its files may be missing)", (long long)((mono_ns() - t0) / 1000000));
+                     "(its files may be missing)", (long long)((op_mono_ns() - t0) / 1000000));
         op_capture_uninstall();
         op_process_ctx_unpublish();
         return OTELPROF_ESYS;

@@ -1,4 +1,5 @@
 /* Native symbolisation: loaded objects (dl_iterate_phdr) -> mappings, ELF symbol tables -> names. */
+#include "op_clock.h"
 #include "op_symbolize.h"
 
 #include <elf.h>
@@ -129,12 +130,6 @@ typedef struct scan {
 } scan;
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
-
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t page_size(void) {
     long pg = sysconf(_SC_PAGESIZE);
@@ -657,7 +652,7 @@ void op_symbolize_unload_end(op_unload_note *n) {
         after_scan a = {b, present, 1, 0};
         dl_iterate_phdr(present_cb, &a);
         if (!a.none_gone) {
-            uint64_t now = mono_ns();
+            uint64_t now = (uint64_t)op_mono_ns();
             for (size_t i = 0; i < b->n; i++)
                 if (!present[i] && !b->v[i].is_vdso) retire(&b->v[i], now);
         }
@@ -775,7 +770,7 @@ void op_symbolizer_refresh(op_symbolizer *s) {
     sc.vdso_ehdr = (uint64_t)getauxval(AT_SYSINFO_EHDR);
     sc.page = page_size();
     dl_iterate_phdr(collect_cb, &sc);
-    uint64_t now = mono_ns(), prev_scan = s->last_scan_ns;
+    uint64_t now = (uint64_t)op_mono_ns(), prev_scan = s->last_scan_ns;
     s->last_scan_ns = now;
     int changed = 0;
     if (!sc.unchanged) {
