@@ -33,12 +33,11 @@ typedef struct code_slot {
     PyObject *pinned;   /* strong reference once PINNED */
     char *name, *file;  /* owned UTF-8 copies, immutable once PINNED */
     int firstline;
-    uint32_t seen;      /* profile closes counted when a handler last met it (idle unpinning) */
+    uint64_t seen;      /* the core's frame epoch when a handler last met it (otelprof_frames_epoch) */
 } code_slot;
 
 static code_slot slots[SLOTS];
 static uint32_t pending; /* slots in ST_NEW (approximate: a hint for the pinner) */
-static uint32_t closes;  /* profile closes so far (opy_code_profile_closed) */
 /* What one close may spend waiting for the pinner, in all (see opy_code_resolve). Exporter
  * thread only; refilled by opy_code_profile_closed. */
 #define PIN_WAIT_NS 50000000L
@@ -51,9 +50,10 @@ static uint32_t hash_code(uintptr_t p) {
     return (uint32_t)(x >> 40) & (SLOTS - 1);
 }
 
-/* SIGNAL CONTEXT: a plain store, and only when it changes (once per slot per interval). */
+/* SIGNAL CONTEXT, inside walk(): the epoch read here bounds how long the core may hold this
+ * frame (see otelprof_frames_released). A plain store, and only when it changes. */
 static void touch(code_slot *s) {
-    uint32_t now = __atomic_load_n(&closes, __ATOMIC_RELAXED);
+    uint64_t now = otelprof_frames_epoch();
     if (__atomic_load_n(&s->seen, __ATOMIC_RELAXED) != now) __atomic_store_n(&s->seen, now, __ATOMIC_RELAXED);
 }
 
@@ -170,12 +170,12 @@ static code_slot *find(uintptr_t code) {
 
 /* Their frames may still wait to be named (samples are named when their profile closes), while a
  * new code object at the same address starts the slot's next generation. So the deallocator
- * copies names and location table, keyed by {address, generation}, and they are freed two
- * profile closes later, when every sample that could refer to them has been named. The same
- * happens when a pinned code object has not been sampled for IDLE_CLOSES closes: its reference
- * is dropped (the program may free it) and its slot starts a new generation if it shows up again.
- * So pinning holds only code that is in use, and the kept names stay few; they are capped all
- * the same. */
+ * copies names and location table, keyed by {address, generation}, and they are freed once the
+ * core holds no frame of that generation any more (otelprof_frames_released passed the last
+ * epoch a handler met it in). The same happens when a pinned code object has not been sampled
+ * for IDLE_EPOCHS closes: its reference is dropped (the program may free it) and its slot starts
+ * a new generation if it shows up again. So pinning holds only code that is in use, and the kept
+ * names stay few; they are capped all the same. */
 #define DEAD_BUCKETS 1024u
 #define DEAD_MAX 8192u
 
@@ -183,7 +183,7 @@ typedef struct dead_code {
     struct dead_code *next;
     uintptr_t code;
     uint32_t gen;
-    uint32_t closes; /* profile closes counted when it died or was unpinned */
+    uint64_t held_until; /* the last epoch the core may hold a frame of it from */
     char *name, *file;
     int firstline;
     uint8_t *linetable;
@@ -197,7 +197,7 @@ static uint32_t dead_count;
 static PyObject **release;
 static size_t release_n, release_cap;
 
-#define IDLE_CLOSES 3
+#define IDLE_EPOCHS 3
 
 /* Frame ids carry 16 bits of generation: records are keyed by the same 16 bits. */
 static uint32_t dead_bucket(uintptr_t code, uint32_t gen) {
@@ -205,8 +205,8 @@ static uint32_t dead_bucket(uintptr_t code, uint32_t gen) {
 }
 
 /* dead_lock held. */
-static void dead_insert(dead_code *d) {
-    d->closes = __atomic_load_n(&closes, __ATOMIC_RELAXED);
+static void dead_insert(dead_code *d, uint64_t held_until) {
+    d->held_until = held_until;
     uint32_t b = dead_bucket(d->code, d->gen);
     d->next = dead[b];
     dead[b] = d;
@@ -245,7 +245,7 @@ static void dead_free(dead_code *d) {
 
 /* GIL held, inside the deallocator: the object is still whole. An exception may be set (objects
  * die while one propagates), so it is kept aside while strings are converted. */
-static int dead_keep(PyCodeObject *co, uint32_t gen) {
+static int dead_keep(PyCodeObject *co, uint32_t gen, uint64_t seen) {
     if (__atomic_load_n(&dead_count, __ATOMIC_RELAXED) >= DEAD_MAX) return -1;
     dead_code *d = calloc(1, sizeof *d);
     if (!d) return -1;
@@ -263,7 +263,9 @@ static int dead_keep(PyCodeObject *co, uint32_t gen) {
         return -1;
     }
     pthread_mutex_lock(&dead_lock);
-    dead_insert(d);
+    /* Dying, it is in no frame: no handler meets it again, so the last epoch one met it in is
+     * final. */
+    dead_insert(d, seen);
     pthread_mutex_unlock(&dead_lock);
     return 0;
 }
@@ -272,12 +274,12 @@ static int dead_keep(PyCodeObject *co, uint32_t gen) {
  * reading slot names now; resolve() runs on this thread only). A pinned slot's fields are the
  * exporter's to move: handlers never change a PINNED slot, and the pinner touches only NEW ones,
  * which this slot can become only after the DEAD store below. */
-static void unpin_idle(void) {
-    uint32_t now = __atomic_load_n(&closes, __ATOMIC_RELAXED);
+static void unpin_idle(uint64_t now, uint64_t released) {
     for (uint32_t i = 0; i < SLOTS && dead_count < DEAD_MAX / 2; i++) {
         code_slot *s = &slots[i];
         uint32_t v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-        if (PHASE(v) != ST_PINNED || now - __atomic_load_n(&s->seen, __ATOMIC_RELAXED) < IDLE_CLOSES) continue;
+        uint64_t seen = __atomic_load_n(&s->seen, __ATOMIC_RELAXED);
+        if (PHASE(v) != ST_PINNED || now - seen < IDLE_EPOCHS || seen >= released) continue;
         dead_code *d = calloc(1, sizeof *d);
         if (!d) return;
         if (release_push(s->pinned) < 0) {
@@ -291,7 +293,10 @@ static void unpin_idle(void) {
         d->firstline = s->firstline;
         /* The pinned code holds its table until the pinner drops the reference: no GIL needed. */
         keep_linetable(d, (PyCodeObject *)s->pinned);
-        dead_insert(d);
+        /* A handler may meet it between the checks above and the DEAD store below; it reads an
+         * epoch no later than now (only this thread advances it, later), so the names outlive
+         * that frame too. */
+        dead_insert(d, now);
         s->name = s->file = NULL;
         s->pinned = NULL;
         __atomic_store_n(&s->state, STATE(ST_DEAD, GEN(v)), __ATOMIC_RELEASE);
@@ -299,19 +304,17 @@ static void unpin_idle(void) {
     }
 }
 
-/* Exporter thread. A sample that names a code object was taken before the object died (or was
- * unpinned); the close that was running then, or the one after it, drained that sample and named
- * it. */
+/* Exporter thread, after a close named its frames: kept names the core can no longer need are
+ * freed, idle pinned codes let go. */
 void opy_code_profile_closed(void) {
     pin_wait_left = PIN_WAIT_NS;
+    uint64_t now = otelprof_frames_epoch(), released = otelprof_frames_released();
     pthread_mutex_lock(&dead_lock);
-    __atomic_add_fetch(&closes, 1, __ATOMIC_RELAXED);
-    uint32_t now = closes;
     for (uint32_t b = 0; b < DEAD_BUCKETS; b++) {
         dead_code **pp = &dead[b];
         while (*pp) {
             dead_code *d = *pp;
-            if (now - d->closes >= 2) {
+            if (d->held_until < released) {
                 *pp = d->next;
                 dead_free(d);
                 dead_count--;
@@ -320,7 +323,7 @@ void opy_code_profile_closed(void) {
             }
         }
     }
-    unpin_idle();
+    unpin_idle(now, released);
     pthread_mutex_unlock(&dead_lock);
 }
 
@@ -413,7 +416,8 @@ static void code_dealloc(PyObject *co) {
         uint32_t v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
         if (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) {
             /* Names first: a frame of this generation may be named as soon as the slot is DEAD. */
-            if (dead_keep((PyCodeObject *)co, GEN(v)) < 0) OPY_STAT_INC(dead_names_full);
+            if (dead_keep((PyCodeObject *)co, GEN(v), __atomic_load_n(&s->seen, __ATOMIC_RELAXED)) < 0)
+                OPY_STAT_INC(dead_names_full);
             while ((PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) &&
                    !__atomic_compare_exchange_n(&s->state, &v, STATE(ST_DEAD, GEN(v)), 0, __ATOMIC_ACQ_REL,
                                                 __ATOMIC_ACQUIRE)) {}

@@ -7,8 +7,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "op_config.h" /* max_depth and native_frames, to size the merge buffers */
 #include "opy.h"
@@ -17,10 +15,6 @@ opy_stats opy_stats_g;
 static int merge_native; /* set at start: native frames on, _PyEval_EvalFrameDefault found */
 static int python_exiting; /* atexit ran: threads of ours could not take the GIL any more */
 
-static pid_t gettid_(void) {
-    return (pid_t)syscall(SYS_gettid);
-}
-
 /* ---- the adapter ---------------------------------------------------------------------------- */
 
 /* SIGNAL CONTEXT, on the interrupted thread: its own thread state comes from the PyGILState key
@@ -28,9 +22,9 @@ static pid_t gettid_(void) {
 static int py_walk(void *user, void *uc, otelprof_frame *out, int max) {
     (void)user;
     void *ts = opy_current_tstate();
-    /* The table only adds the C stack's top, when it describes this very state. */
-    opy_thread t;
-    uintptr_t stack_hi = ts && opy_threads_get(gettid_(), &t) == 0 && t.tstate == ts ? t.stack_hi : 0;
+    /* The thread's data only adds the C stack's top, when it describes this very state. */
+    otelprof_thread_data t;
+    uintptr_t stack_hi = ts && otelprof_thread_data_self(&t) == 0 && t.ptr == ts ? t.stack_hi : 0;
     if (merge_native) {
         int n = opy_merge_walk(ts, stack_hi, uc, out, max);
         if (n >= 0) return n;
@@ -94,18 +88,9 @@ static PyObject *m_supported(PyObject *self, PyObject *unused) {
 /* start(options: dict[str, str]) -> bool: False when disabled by configuration. */
 /* ---- fork: the core's adapter callbacks (see otelprof_adapter) ------------------------------- */
 
-static pid_t fork_tid;
-
-static void at_prepare(void *user) {
-    (void)user;
-    fork_tid = gettid_();
-}
-
-/* Only the forking thread survives: keep its table entry under its new tid (the core registers
- * that tid with a fresh timer when the restart completes). */
+/* Only the forking thread survives; the core keeps its data under its new tid. */
 static void at_child(void *user) {
     (void)user;
-    opy_threads_after_fork(fork_tid, gettid_());
     opy_pinner_after_fork();
     opy_code_after_fork();
 }
@@ -145,7 +130,6 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
     }
     opy_safe_read_init();
     opy_code_watch();
-    opy_threads_clear();
     otelprof_adapter ad;
     memset(&ad, 0, sizeof ad);
     ad.name = "cpython";
@@ -154,7 +138,6 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
     ad.resolve = py_resolve;
     ad.resolve_on = OTELPROF_RESOLVE_ON_EXPORTER;
     ad.profile_closed = py_profile_closed;
-    ad.fork_prepare = at_prepare;
     ad.fork_child = at_child;
     /* Native frames are on for an adapter only when asked for (as the core decides); the merge
      * buffers hold stacks as deep as the core's (max_depth + 1, see opy_merge_walk). */
@@ -186,7 +169,6 @@ static PyObject *m_stop(PyObject *self, PyObject *unused) {
     opy_pinner_stop();
     Py_END_ALLOW_THREADS
     opy_code_release_all();
-    opy_threads_clear();
     return PyBool_FromLong(rc == OTELPROF_OK);
 }
 
@@ -237,7 +219,7 @@ static PyObject *m_stats(PyObject *self, PyObject *unused) {
               set_item(d, "profiles_written", st.profiles_written) ||
               set_item(d, "bytes_written", st.bytes_written) || set_item(d, "memory_bytes", st.memory_bytes) ||
               set_item(d, "memory_cap_bytes", st.memory_cap_bytes) ||
-              set_item(d, "python_threads", opy_threads_count()) ||
+              set_item(d, "python_threads", (uint64_t)otelprof_thread_list(NULL, NULL, 0)) ||
               set_item(d, "no_thread_state", opy_stats_g.no_thread) ||
               set_item(d, "code_cache_full", opy_stats_g.code_cache_full) ||
               set_item(d, "codes_pinned", opy_stats_g.codes_pinned) ||
@@ -263,25 +245,31 @@ static PyObject *m_stats(PyObject *self, PyObject *unused) {
     return d;
 }
 
+/* The thread state goes in as the thread's adapter data (the core attaches it before the
+ * thread's timer starts, so the first signal finds it). */
+static otelprof_error register_with_state(pid_t tid, void *ts, uintptr_t stack_hi) {
+    otelprof_thread_data d = {ts, stack_hi, 0};
+    otelprof_error rc = otelprof_thread_register_data(tid, &d, 0);
+    if (rc == OTELPROF_EFULL) OPY_STAT_INC(threads_full);
+    return rc;
+}
+
 /* thread_started(name): the calling Python thread begins; returns its tid. Its samples carry the
  * Python thread name as thread.name (the OS thread keeps its own name). */
 static PyObject *m_thread_started(PyObject *self, PyObject *args) {
     (void)self;
     const char *name = NULL;
     if (!PyArg_ParseTuple(args, "|z", &name)) return NULL;
-    pid_t tid = gettid_();
+    pid_t tid = otelprof_gettid();
     if (name && *name) otelprof_thread_set_name(name);
-    /* Table first, then the timer: the first signal must find the thread state. */
-    if (opy_threads_put(tid, PyThreadState_Get(), stack_top_of(pthread_self())) == 0 && otelprof_is_running())
-        otelprof_thread_register(tid);
+    register_with_state(tid, PyThreadState_Get(), stack_top_of(pthread_self()));
     return PyLong_FromLong(tid);
 }
 
 static PyObject *m_thread_stopped(PyObject *self, PyObject *unused) {
     (void)self, (void)unused;
-    pid_t tid = gettid_();
+    pid_t tid = otelprof_gettid();
     otelprof_thread_unregister(tid);
-    opy_threads_del(tid);
     Py_RETURN_NONE;
 }
 
@@ -298,9 +286,7 @@ static PyObject *m_register_thread(PyObject *self, PyObject *args) {
         if ((long)ts->native_thread_id == native_id) break;
     if (!ts) Py_RETURN_FALSE;
     uintptr_t hi = ts == me ? stack_top_of(pthread_self()) : stack_top_of((pthread_t)ident);
-    if (opy_threads_put((pid_t)native_id, ts, hi) < 0) Py_RETURN_FALSE;
-    if (otelprof_is_running()) otelprof_thread_register((pid_t)native_id);
-    Py_RETURN_TRUE;
+    return PyBool_FromLong(register_with_state((pid_t)native_id, ts, hi) == OTELPROF_OK);
 }
 
 /* ---- span context --------------------------------------------------------------------------- */

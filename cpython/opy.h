@@ -77,27 +77,13 @@ int opy_safe_read(void *dst, uintptr_t src, size_t n);
 /* Probes whether safe reads work here (a sandbox may forbid process_vm_readv). Not AS-safe. */
 void opy_safe_read_init(void);
 
-/* ---- thread table (pythreads.c): tid -> PyThreadState, read lock-free in signal context ----- */
-typedef struct opy_thread {
-    pid_t tid;       /* 0 = empty, -1 = removed */
-    void *tstate;
-    uintptr_t stack_hi;
-    int scanned;     /* found by opy_threads_scan (not registered by the thread itself) */
-} opy_thread;
-
-/* Thread-safe, not AS-safe. 0 on success, -1 when the table is full (counted). */
-int opy_threads_put(pid_t tid, void *tstate, uintptr_t stack_hi);
-void opy_threads_del(pid_t tid);
+/* ---- threads (thread_scan.c): the core keeps each thread's state as its adapter data ------- */
+/* The tag of threads the scan found (tag 0: the thread announced itself). */
+#define OPY_TAG_SCANNED 1u
 /* Finds threads that run Python but never announced themselves (_thread.start_new_thread, C
  * threads entering through PyGILState_Ensure) and registers them; unregisters the ones it found
  * once they are gone. Called every 100 ms by the pinner thread, without the GIL. */
 void opy_threads_scan(void);
-void opy_threads_clear(void);
-/* AS-safe lookup; copies the entry. 0 when found. */
-int opy_threads_get(pid_t tid, opy_thread *out);
-/* Fork child: keep only the forking thread's entry, under its new tid. */
-void opy_threads_after_fork(pid_t old_tid, pid_t new_tid);
-uint64_t opy_threads_count(void);
 
 /* ---- code cache (codecache.c): pins every code object seen, resolves names ------------------ */
 /* A frame id is the code object's address with the code's generation in the top 16 bits: how
@@ -122,8 +108,8 @@ int opy_code_pending(void);
 /* Exporter thread: names a frame. 0 on success, -1 when the code object is unknown or died
  * before it could be pinned. Takes the GIL only when the frame's code was not pinned yet. */
 int opy_code_resolve(const otelprof_frame *f, otelprof_symbol *out);
-/* Exporter thread: a profile closed; names of code objects that died two closes ago are no
- * longer needed (every sample that could name them has been resolved) and are freed. */
+/* Exporter thread: a profile closed; names of code objects that died, or were unpinned, are
+ * freed once the core holds none of their frames (otelprof_frames_released). */
 void opy_code_profile_closed(void);
 /* Fork child: locks the parent's other threads may have held are made usable again. */
 void opy_code_after_fork(void);
@@ -163,7 +149,7 @@ typedef struct opy_stats {
     uint64_t code_cache_full;  /* code object not cached: its frames resolve as [unknown] */
     uint64_t codes_pinned;
     uint64_t codes_dead;       /* freed before they could be pinned */
-    uint64_t codes_unpinned;   /* released after IDLE_CLOSES profile closes without a sample */
+    uint64_t codes_unpinned;   /* released after IDLE_EPOCHS profile closes without a sample */
     uint64_t codes_named_unpinned; /* named from the first-sight copy: not pinned by close time */
     uint64_t dead_names_full;  /* died unpinned past the cap of kept names: frames of that code
                                 * resolve from the first-sight copy, or as [unknown] once the

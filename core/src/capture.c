@@ -83,6 +83,8 @@ static void copy_context(op_slot *s) {
     }
 }
 
+__thread pid_t op_handler_tid;
+
 static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
     int saved_errno = errno;
     int64_t weight;
@@ -114,6 +116,8 @@ static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
         op_stat_drop(OTELPROF_DROP_RING_FULL);
         goto out;
     }
+    /* Stamped before the walk, so any epoch walk() reads is at least this (frame lifetime). */
+    __atomic_store_n(&s->epoch, __atomic_load_n(&op_g.epoch, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
     s->tid = (pid_t)syscall(SYS_gettid);
     s->timestamp_ns = (uint64_t)op_clock_ns(CLOCK_REALTIME);
     s->weight = weight;
@@ -128,7 +132,13 @@ static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
         s->thread_name[15] = 0;
     }
     copy_context(s);
-    if (capture_frames(s, uc) < 0 || s->nframes == 0 || weight <= 0) {
+    /* Saved and restored: this handler may have interrupted another run of itself (a second
+     * engine's signal) on the same thread. */
+    pid_t outer_tid = op_handler_tid;
+    op_handler_tid = s->tid;
+    int captured = capture_frames(s, uc);
+    op_handler_tid = outer_tid;
+    if (captured < 0 || s->nframes == 0 || weight <= 0) {
         /* Publish as free: a slot must never stay WRITING. */
         op_ring_release(&op_g.ring, s);
         op_stat_drop(OTELPROF_DROP_WALK_FAILED);
@@ -254,6 +264,7 @@ static otelprof_error submit_locked_out(const otelprof_sample *in) {
         op_stat_drop(OTELPROF_DROP_RING_FULL);
         return OTELPROF_EFULL;
     }
+    __atomic_store_n(&s->epoch, __atomic_load_n(&op_g.epoch, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
     s->tid = in->tid ? in->tid : (pid_t)syscall(SYS_gettid);
     s->timestamp_ns = in->timestamp_ns ? in->timestamp_ns : (uint64_t)op_clock_ns(CLOCK_REALTIME);
     s->weight = in->weight > 0 ? in->weight

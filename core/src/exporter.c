@@ -70,7 +70,25 @@ static uint64_t export_sum(const uint64_t *v, int n) {
 }
 
 /* Closes the interval: build, write, reset. */
+/* After a close named its frames: the oldest epoch still held is that of the oldest sample
+ * still in the ring (claimed after the drain, or being written: a stale stamp read there is an
+ * older one, so the answer errs on the safe side), else the current one. A handler that claims
+ * a slot after this scan reads the epoch after our increment, so it cannot hold an older one. */
+static void update_released(void) {
+    uint64_t r = __atomic_load_n(&op_g.epoch, __ATOMIC_SEQ_CST);
+    const op_ring *ring = &op_g.ring;
+    for (uint32_t i = 0; ring->mem && i < ring->nslots; i++) {
+        if (__atomic_load_n(&ring->states[i], __ATOMIC_SEQ_CST) == OP_SLOT_FREE) continue;
+        uint64_t e = __atomic_load_n(&op_ring_slot(ring, i)->epoch, __ATOMIC_SEQ_CST);
+        if (e < r) r = e;
+    }
+    if (r > __atomic_load_n(&op_g.released, __ATOMIC_RELAXED)) __atomic_store_n(&op_g.released, r, __ATOMIC_RELEASE);
+}
+
 static void close_profile(int final) {
+    /* A new epoch before the drain: every sample stamped with an older one is either drained
+     * now (and named by this close) or still in the ring for update_released to see. */
+    __atomic_add_fetch(&op_g.epoch, 1, __ATOMIC_SEQ_CST);
     op_ring_drain(&op_g.ring, drain_one, &ex.agg);
     uint64_t end = (uint64_t)op_clock_ns(CLOCK_REALTIME);
     op_arena arena;
@@ -104,6 +122,7 @@ static void close_profile(int final) {
         op_log_warn("profile dropped: out of memory while building it");
     }
     op_arena_free(&arena);
+    update_released();
     if (op_g.has_adapter && op_g.adapter.profile_closed) op_g.adapter.profile_closed(op_g.adapter.user);
     op_agg_reset(&ex.agg, end);
     update_memory_stat();

@@ -20,6 +20,10 @@ typedef struct op_profiler {
     int native_frames;
     uint32_t max_depth;
     op_ring ring;
+    /* Frame lifetime (see otelprof_frames_epoch): profile closes begun, and the oldest epoch
+     * whose frames the core may still hold. Monotonic for the life of the process. */
+    uint64_t epoch;              /* atomic */
+    uint64_t released;           /* atomic */
     /* Not touched in signal context below this line. */
     otelprof_config *cfg;
     const struct op_engine *engine;
@@ -32,6 +36,8 @@ typedef struct op_profiler {
 } op_profiler;
 
 extern op_profiler op_g;
+/* The tid of the sample the calling thread's signal handler is taking (0 outside it). */
+extern __thread pid_t op_handler_tid;
 
 /* Stops sampling for good without stopping the profiler (what was captured is still written):
  * the registry closes and the engine stops. Called by the exporter when the application took

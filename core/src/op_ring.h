@@ -17,6 +17,7 @@ typedef struct op_slot {
     uint8_t pad[2];
     uint64_t timestamp_ns;
     int64_t weight;     /* cpu: timer expirations (>= 1); wall: nanoseconds */
+    uint64_t epoch;     /* op_g.epoch when claimed, before the frames were taken (frame lifetime) */
     uint8_t trace_id[16];
     uint8_t span_id[8];
     char thread_name[32]; /* otelprof_thread_set_name's, else PR_GET_NAME; NUL-terminated */

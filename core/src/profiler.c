@@ -26,6 +26,14 @@ pid_t otelprof_gettid(void) {
     return (pid_t)syscall(SYS_gettid);
 }
 
+uint64_t otelprof_frames_epoch(void) {
+    return __atomic_load_n(&op_g.epoch, __ATOMIC_SEQ_CST);
+}
+
+uint64_t otelprof_frames_released(void) {
+    return __atomic_load_n(&op_g.released, __ATOMIC_ACQUIRE);
+}
+
 int otelprof_is_running(void) {
     return __atomic_load_n(&op_g.running, __ATOMIC_ACQUIRE);
 }
@@ -96,8 +104,12 @@ static void new_run_flags(void) {
 
 static otelprof_adapter fork_adapter;
 
+/* The forking thread's tid in the parent: in the child its adapter data moves to its new tid. */
+static pid_t fork_tid;
+
 static void fork_prepare(void) {
     if (fork_adapter.fork_prepare) fork_adapter.fork_prepare(fork_adapter.user);
+    fork_tid = otelprof_gettid();
     pthread_mutex_lock(&op_g.lock);
     op_exporter_fork_prepare();
     __atomic_store_n(&op_g.paused, 1, __ATOMIC_SEQ_CST);
@@ -135,7 +147,7 @@ static void fork_child_core(void) {
      * otelprof_start in the child cannot deadlock. */
     restart_pending = 0;
     new_run_flags();
-    op_threads_forget_all();
+    op_threads_forget_all(fork_tid, otelprof_gettid());
     op_exporter_reset_after_fork();
     /* Published contexts belong to the parent: republish with the child's pid, profiling or not. */
     op_process_ctx_after_fork();
@@ -167,7 +179,7 @@ otelprof_error otelprof_after_fork(void) {
         rc = OTELPROF_ESYS;
         goto out;
     }
-    op_threads_add(otelprof_gettid());
+    op_threads_add(otelprof_gettid(), NULL, 0);
     op_exporter_after_fork();
 out:
     pthread_mutex_unlock(&op_g.lock);
@@ -353,7 +365,7 @@ void otelprof_exec_prepare(void) {
      * under the registry lock, no longer sees it; the process-wide timer stops. */
     pid_t tid = otelprof_gettid();
     tl_exec_removed = op_threads_contains(tid);
-    op_threads_remove(tid);
+    op_threads_remove(tid, 1); /* its adapter data stays for exec_failed */
     if (op_g.engine == &op_engine_process && !op_g.exec_halted) {
         op_g.engine->stop();
         op_g.exec_halted = 1;
@@ -376,7 +388,7 @@ void otelprof_exec_failed(void) {
     pthread_mutex_lock(&op_g.lock);
     if (otelprof_is_running() && !__atomic_load_n(&op_g.halted, __ATOMIC_ACQUIRE)) {
         if (op_g.exec_halted && op_g.engine->start(op_g.cfg) == 0) op_g.exec_halted = 0;
-        if (tl_exec_removed) op_threads_add(otelprof_gettid());
+        if (tl_exec_removed) op_threads_add(otelprof_gettid(), NULL, 0);
     }
     tl_exec_removed = 0;
     pthread_mutex_unlock(&op_g.lock);
@@ -393,18 +405,48 @@ otelprof_error otelprof_flush(void) {
     return op_exporter_flush(10000) == 0 ? OTELPROF_OK : OTELPROF_ESYS;
 }
 
-otelprof_error otelprof_thread_register(pid_t tid) {
-    if (tid <= 0) return OTELPROF_EINVAL;
-    if (!otelprof_is_running()) return OTELPROF_ESTOPPED;
-    if (tid == otelprof_gettid()) op_ctx_touch();
-    switch (op_threads_add(tid)) {
+static otelprof_error add_result(int rc) {
+    switch (rc) {
     case OP_THREADS_OK: return OTELPROF_OK;
     case OP_THREADS_FULL: return OTELPROF_EFULL;
     case OP_THREADS_CLOSED: return OTELPROF_ESTOPPED;
+    case OP_THREADS_EXISTS: return OTELPROF_EEXIST;
     default: return OTELPROF_ESYS;
     }
 }
 
+otelprof_error otelprof_thread_register(pid_t tid) {
+    if (tid <= 0) return OTELPROF_EINVAL;
+    if (!otelprof_is_running()) return OTELPROF_ESTOPPED;
+    if (tid == otelprof_gettid()) op_ctx_touch();
+    return add_result(op_threads_add(tid, NULL, 0));
+}
+
+otelprof_error otelprof_thread_register_data(pid_t tid, const otelprof_thread_data *data, unsigned flags) {
+    if (tid <= 0 || !data) return OTELPROF_EINVAL;
+    if (!otelprof_is_running()) return OTELPROF_ESTOPPED;
+    if (tid == otelprof_gettid()) op_ctx_touch();
+    return add_result(op_threads_add(tid, data, (flags & OTELPROF_THREAD_IF_NEW) != 0));
+}
+
 void otelprof_thread_unregister(pid_t tid) {
-    if (otelprof_is_running()) op_threads_remove(tid);
+    if (otelprof_is_running()) op_threads_remove(tid, 0);
+}
+
+int otelprof_thread_unregister_if(pid_t tid, const otelprof_thread_data *expected) {
+    if (!expected || !otelprof_is_running()) return 0;
+    return op_threads_remove_if(tid, expected);
+}
+
+int otelprof_thread_data_get(pid_t tid, otelprof_thread_data *out) {
+    return op_threads_data_get(tid, out);
+}
+
+int otelprof_thread_data_self(otelprof_thread_data *out) {
+    pid_t tid = op_handler_tid ? op_handler_tid : otelprof_gettid();
+    return op_threads_data_get(tid, out);
+}
+
+int otelprof_thread_list(pid_t *tids, otelprof_thread_data *data, int max) {
+    return op_threads_data_list(tids, data, max);
 }

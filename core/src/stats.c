@@ -140,6 +140,7 @@ const char *otelprof_strerror(otelprof_error err) {
     case OTELPROF_EUNSUPPORTED: return "not supported on this system or build";
     case OTELPROF_EDISABLED: return "profiling disabled by configuration";
     case OTELPROF_EFULL: return "table full; item dropped";
+    case OTELPROF_EEXIST: return "already there; left as it was";
     }
     return "unknown error";
 }

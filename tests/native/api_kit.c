@@ -6,7 +6,15 @@
  *          prints "walks_blocked N walks_open M";
  *   spawn: otelprof_thread_spawn; the new thread prints "spawned blocked <0|1> name <name>";
  *   walkerr: 0.3 s of CPU where walk() reports cause 0 ("gc_active"), 0.3 s where it reports an
- *          undeclared cause (5), 0.3 s of good walks; prints "walk_errors N walk_failed M taken T". */
+ *          undeclared cause (5), 0.3 s of good walks; prints "walk_errors N walk_failed M taken T";
+ *   data:  three threads register with adapter data pointing at their own thread-local marker;
+ *          walk() reads it back in the handler (otelprof_thread_data_self) and counts matches,
+ *          mismatches and misses; then the conditional unregister, IF_NEW, the list, fork and stop
+ *          are checked; prints "data ok N bad M missing K" and one line per check;
+ *   epoch: 1.2 s of CPU where every walk() (and every 10 ms an otelprof_submit) hands the core a
+ *          new id and keeps the epoch read after handing it over; resolve() counts ids the core
+ *          still asked about after declaring their epoch released; prints
+ *          "epoch resolved N early M closes C released R all_released A". */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,20 +30,44 @@ static volatile int round_no;
 static volatile int in_blocked;
 static volatile int walk_fails = -1; /* >= 0: walk() reports this cause */
 static long walks_blocked, walks_open;
+static volatile int check_data;
+static long data_ok, data_bad, data_missing;
+static int data_listed;
+static __thread int tl_marker;
+/* epoch part: every id is new; its epoch per the frame-lifetime rule. */
+#define EPOCH_IDS (1 << 16)
+static volatile int epoch_ids;
+static uint64_t next_id = 1, id_epoch[EPOCH_IDS];
+static long resolved, resolved_early;
 
 static int kit_walk(void *user, void *uc, otelprof_frame *out, int max) {
     (void)user, (void)uc;
     if (max < 1) return 0;
     __atomic_fetch_add(in_blocked ? &walks_blocked : &walks_open, 1, __ATOMIC_RELAXED);
+    if (check_data) {
+        otelprof_thread_data d;
+        long *which = otelprof_thread_data_self(&d) < 0 ? &data_missing
+                      : d.ptr == &tl_marker && d.tag == 7 ? &data_ok : &data_bad;
+        __atomic_fetch_add(which, 1, __ATOMIC_RELAXED);
+    }
     if (walk_fails >= 0) return OTELPROF_WALK_ERROR(walk_fails);
     out[0].kind = OTELPROF_FRAME_ADAPTER;
     out[0].id = 1;
+    if (epoch_ids) {
+        uint64_t id = __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED) % EPOCH_IDS;
+        out[0].id = id;
+        __atomic_store_n(&id_epoch[id], otelprof_frames_epoch(), __ATOMIC_RELAXED);
+    }
     out[0].aux = 0;
     return 1;
 }
 
 static int kit_resolve(void *user, const otelprof_frame *f, otelprof_symbol *out) {
-    (void)user, (void)f;
+    (void)user;
+    if (epoch_ids && f->id < EPOCH_IDS) {
+        resolved++;
+        if (__atomic_load_n(&id_epoch[f->id], __ATOMIC_RELAXED) < otelprof_frames_released()) resolved_early++;
+    }
     memset(out, 0, sizeof *out);
     out->name = "kit_frame";
     return 0;
@@ -95,6 +127,82 @@ static void *spawned(void *arg) {
     return NULL;
 }
 
+static void register_self(void) {
+    otelprof_thread_data d = {&tl_marker, 0, 7};
+    otelprof_thread_register_data(otelprof_gettid(), &d, 0);
+}
+
+static void *data_worker(void *arg) {
+    (void)arg;
+    register_self();
+    spin_cpu(300000000);
+    while (!__atomic_load_n(&data_listed, __ATOMIC_ACQUIRE)) usleep(1000); /* until main listed us */
+    otelprof_thread_unregister(otelprof_gettid());
+    return NULL;
+}
+
+static int data_part(void) {
+    pid_t me = otelprof_gettid();
+    otelprof_thread_data d = {&tl_marker, 0, 7}, other = {&data_ok, 0, 7}, got;
+    printf("replace %d\n", otelprof_thread_register_data(me, &d, 0) == OTELPROF_OK);
+    printf("if_new %d\n", otelprof_thread_register_data(me, &other, OTELPROF_THREAD_IF_NEW) == OTELPROF_EEXIST &&
+                             otelprof_thread_data_get(me, &got) == 0 && got.ptr == &tl_marker);
+    check_data = 1;
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, data_worker, NULL);
+    spin_cpu(300000000);
+    pid_t tids[8];
+    otelprof_thread_data all[8];
+    int listed = otelprof_thread_list(tids, all, 8);
+    __atomic_store_n(&data_listed, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    check_data = 0;
+    printf("data ok %ld bad %ld missing %ld\n", data_ok, data_bad, data_missing);
+    printf("listed %d count_after_join %d\n", listed, otelprof_thread_list(NULL, NULL, 0));
+    /* The scan's conditional unregister: another thread's data does not match. */
+    printf("unregister_if_other %d\n", otelprof_thread_unregister_if(me, &other));
+    int removed = otelprof_thread_unregister_if(me, &d);
+    printf("unregister_if_same %d gone %d\n", removed, otelprof_thread_data_get(me, &got) == -1);
+    /* Fork: the child finds the forking thread's data under its own tid. */
+    register_self();
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        otelprof_after_fork();
+        int ok = otelprof_thread_data_get(otelprof_gettid(), &got) == 0 && got.ptr == &tl_marker;
+        printf("child data %d old_tid %d\n", ok, otelprof_thread_data_get(me, &got) == 0);
+        fflush(stdout);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    otelprof_stop();
+    printf("after_stop %d\n", otelprof_thread_data_get(me, &got));
+    return 0;
+}
+
+static int epoch_part(void) {
+    uint64_t first = otelprof_frames_epoch();
+    epoch_ids = 1;
+    for (int i = 0; i < 120; i++) {
+        spin_cpu(10000000);
+        uint64_t id = __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED) % EPOCH_IDS;
+        otelprof_frame f = {id, 0, OTELPROF_FRAME_ADAPTER};
+        otelprof_sample s;
+        memset(&s, 0, sizeof s);
+        s.frames = &f;
+        s.nframes = 1;
+        if (otelprof_submit(&s) == OTELPROF_OK) __atomic_store_n(&id_epoch[id], otelprof_frames_epoch(), __ATOMIC_RELAXED);
+    }
+    uint64_t closes = otelprof_frames_epoch() - first, released = otelprof_frames_released() - first;
+    otelprof_stop();
+    uint64_t max = 0;
+    for (uint64_t i = 1; i < next_id && i < EPOCH_IDS; i++) max = id_epoch[i] > max ? id_epoch[i] : max;
+    printf("epoch resolved %ld early %ld closes %llu released %llu all_released %d\n", resolved, resolved_early,
+           (unsigned long long)closes, (unsigned long long)released, otelprof_frames_released() > max);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *part = argc > 1 ? argv[1] : "fork";
     if (start() < 0) return 3;
@@ -134,6 +242,8 @@ int main(int argc, char **argv) {
                (unsigned long long)st.samples_taken, otelprof_walk_error_name(0));
         return 0;
     }
+    if (strcmp(part, "data") == 0) return data_part();
+    if (strcmp(part, "epoch") == 0) return epoch_part();
     if (strcmp(part, "spawn") == 0) {
         pthread_t t;
         if (otelprof_thread_spawn(&t, spawned, NULL, "kit-helper") != 0) return 4;

@@ -33,6 +33,7 @@ typedef enum otelprof_error {
     OTELPROF_EUNSUPPORTED,/* the kernel, runtime or build lacks a needed feature */
     OTELPROF_EDISABLED,   /* OTEL_SDK_DISABLED=true or mode "off" */
     OTELPROF_EFULL,       /* a bounded table is full; the item was dropped and counted */
+    OTELPROF_EEXIST,      /* already there; left as it was (see OTELPROF_THREAD_IF_NEW) */
 } otelprof_error;
 
 /* Thread-safe, AS-safe: returns a static string. */
@@ -120,7 +121,8 @@ typedef struct otelprof_adapter {
     /* Exporter thread, RESOLVE_ON_ADAPTER only: frames await names; arrange for
      * otelprof_resolve_pending() to run soon. Must not block. */
     void (*resolve_requested)(void *user);
-    /* Optional, exporter thread: a profile closed (used by adapters that pin ids until then). */
+    /* Optional, exporter thread: a profile closed and its frames are named; otelprof_frames_released()
+     * has moved on (see "frame lifetime"), so ids the core no longer holds can be let go here. */
     void (*profile_closed)(void *user);
     /* 1: when native frames are on, walk() interleaves them with the runtime's frames itself
      * (through otelprof_unwind_native), putting each interpreter or VM frame's native caller
@@ -208,6 +210,39 @@ OTELPROF_API void otelprof_thread_set_name(const char *name);
 /* The calling thread's kernel tid. Thread-safe, AS-safe. */
 OTELPROF_API pid_t otelprof_gettid(void);
 
+/* What an adapter keeps per sampled thread, for its walk() to read in signal context: the
+ * runtime's thread (PyThreadState*, JNIEnv*, a Ruby thread VALUE) and where its C stack ends. */
+typedef struct otelprof_thread_data {
+    void *ptr;          /* the adapter's; never dereferenced by the core */
+    uintptr_t stack_hi; /* highest address of the thread's C stack, 0 = unknown */
+    uintptr_t tag;      /* the adapter's, e.g. how the thread was found */
+} otelprof_thread_data;
+
+#define OTELPROF_THREAD_IF_NEW 1u /* leave a tid that has data as it is (OTELPROF_EEXIST) */
+
+/* Registers tid as otelprof_thread_register() does, with the adapter's data attached first, so
+ * the thread's first signal finds it. A tid registered again gets the new data (unless flags has
+ * OTELPROF_THREAD_IF_NEW and it has data already: OTELPROF_EEXIST, nothing changes).
+ * Unregistering removes the data; stop removes all. In a fork child the forking thread's data
+ * carries over to its new tid. OTELPROF_ESTOPPED when not running (nothing kept), OTELPROF_EFULL
+ * when the tables are full (counted as threads_full). Thread-safe, not AS-safe. */
+OTELPROF_API otelprof_error otelprof_thread_register_data(pid_t tid, const otelprof_thread_data *data,
+                                                          unsigned flags);
+/* Copies tid's data into *out: 0, or -1 when it has none. Any thread, any time (also in a signal
+ * handler and after stop, which finds none). Thread-safe, AS-safe. */
+OTELPROF_API int otelprof_thread_data_get(pid_t tid, otelprof_thread_data *out);
+/* The calling thread's data, as otelprof_thread_data_get(); inside walk() it costs no system
+ * call (the core's handler knows the tid). Thread-safe, AS-safe. */
+OTELPROF_API int otelprof_thread_data_self(otelprof_thread_data *out);
+/* Unregisters tid only while its data still equals *expected (ptr and tag), in one step: for an
+ * adapter's scan that drops a thread it found, without dropping a newer thread that reused the
+ * tid and registered itself meanwhile. Returns 1 when removed. Thread-safe, not AS-safe. */
+OTELPROF_API int otelprof_thread_unregister_if(pid_t tid, const otelprof_thread_data *expected);
+/* Copies the tids and data of at most max registered threads that have data and returns how many
+ * were copied; with max <= 0 (arrays may be NULL) returns how many there are. Thread-safe, not
+ * AS-safe. */
+OTELPROF_API int otelprof_thread_list(pid_t *tids, otelprof_thread_data *data, int max);
+
 /* ---- capture model (c) and deferred resolution ----------------------------------------------- */
 typedef struct otelprof_sample {
     uint64_t timestamp_ns;  /* CLOCK_REALTIME; 0 = now */
@@ -221,6 +256,23 @@ typedef struct otelprof_sample {
 /* Queues a finished sample. Thread-safe, AS-safe (lock-free, no allocation); when the queue is
  * full the sample is dropped, counted, and OTELPROF_EFULL returned. */
 OTELPROF_API otelprof_error otelprof_submit(const otelprof_sample *sample);
+/* ---- frame lifetime ---------------------------------------------------------------------------
+ * An adapter whose frame ids must stay valid until named (a pinned code object, an iseq the GC
+ * must not free, a jmethodID) learns from the core exactly how long it holds them, by epochs:
+ * the epoch advances as each profile close begins, and after a close has named its frames the
+ * core publishes the oldest epoch it may still hold frames from. The rule: for each id, keep the
+ * largest otelprof_frames_epoch() read after the id was handed to the core — read inside walk()
+ * (any time in it), or after otelprof_submit() returned. While that value is >=
+ * otelprof_frames_released(), the core may still hold the id (a GC mark function marks it);
+ * once it is below, the core holds it no more and never will again unless it is captured anew.
+ * The released epoch moves on after each close (before the adapter's profile_closed runs, which
+ * is a natural place to let ids go) and covers everything at stop. A resolve() that outlived the
+ * exporter's wait (RESOLVE_ON_ADAPTER) may still be running with its own copy of a released id. */
+/* The current epoch. Thread-safe, AS-safe. */
+OTELPROF_API uint64_t otelprof_frames_epoch(void);
+/* The oldest epoch whose frames the core may still hold (see above). Thread-safe, AS-safe. */
+OTELPROF_API uint64_t otelprof_frames_released(void);
+
 /* Resolves every adapter frame awaiting a name by calling adapter->resolve() on the calling thread.
  * For RESOLVE_ON_ADAPTER adapters. Thread-safe, not AS-safe. Returns the number resolved here.
  * The core takes no lock across a resolve() call: frames are claimed one at a time under a lock
