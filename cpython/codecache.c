@@ -188,6 +188,7 @@ typedef struct dead_code {
     int firstline;
     uint8_t *linetable;
     size_t linetable_len;
+    size_t charged; /* bytes of this record reserved from max_memory (otelprof_memory_reserve) */
 } dead_code;
 
 static pthread_mutex_t dead_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -236,7 +237,17 @@ static int release_push(PyObject *o) {
     return 0;
 }
 
+/* A record and its copies count against max_memory: 0, or -1 (the record is not kept) when
+ * they would pass it. */
+static int dead_charge(dead_code *d, const char *name, const char *file) {
+    size_t n = sizeof *d + (name ? strlen(name) + 1 : 0) + (file ? strlen(file) + 1 : 0) + d->linetable_len;
+    if (otelprof_memory_reserve(n) < 0) return -1;
+    d->charged = n;
+    return 0;
+}
+
 static void dead_free(dead_code *d) {
+    if (d->charged) otelprof_memory_release(d->charged);
     free(d->name);
     free(d->file);
     free(d->linetable);
@@ -258,7 +269,7 @@ static int dead_keep(PyCodeObject *co, uint32_t gen, uint64_t seen) {
     d->firstline = co->co_firstlineno;
     keep_linetable(d, co);
     PyErr_Restore(et, ev, tb);
-    if (!d->name) {
+    if (!d->name || dead_charge(d, d->name, d->file) < 0) {
         dead_free(d);
         return -1;
     }
@@ -282,8 +293,11 @@ static void unpin_idle(uint64_t now, uint64_t released) {
         if (PHASE(v) != ST_PINNED || now - seen < IDLE_EPOCHS || seen >= released) continue;
         dead_code *d = calloc(1, sizeof *d);
         if (!d) return;
-        if (release_push(s->pinned) < 0) {
-            free(d);
+        /* The pinned code holds its table until the pinner drops the reference: no GIL needed. */
+        keep_linetable(d, (PyCodeObject *)s->pinned);
+        /* Over max_memory the code simply stays pinned: no name is lost. */
+        if (dead_charge(d, s->name, s->file) < 0 || release_push(s->pinned) < 0) {
+            dead_free(d);
             return;
         }
         d->code = __atomic_load_n(&s->code, __ATOMIC_RELAXED);
@@ -291,8 +305,6 @@ static void unpin_idle(uint64_t now, uint64_t released) {
         d->name = s->name;
         d->file = s->file;
         d->firstline = s->firstline;
-        /* The pinned code holds its table until the pinner drops the reference: no GIL needed. */
-        keep_linetable(d, (PyCodeObject *)s->pinned);
         /* A handler may meet it between the checks above and the DEAD store below; it reads an
          * epoch no later than now (only this thread advances it, later), so the names outlive
          * that frame too. */

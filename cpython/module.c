@@ -12,6 +12,27 @@
 #include "opy.h"
 
 opy_stats opy_stats_g;
+/* The adapter's counters by name, as the core reports them (otelprof_stats_counter, the debug
+ * "adapter counters:" line) and as stats() keys them. */
+static const char *const counter_names[OPY_STATS_N] = {
+    [OPY_STAT_INDEX(walk) + OPY_WALK_OK] = "walk_ok",
+    [OPY_STAT_INDEX(walk) + OPY_WALK_NO_FRAMES] = "walk_no_frames",
+    [OPY_STAT_INDEX(walk) + OPY_WALK_UNREADABLE] = "walk_unreadable",
+    [OPY_STAT_INDEX(walk) + OPY_WALK_INCONSISTENT] = "walk_inconsistent",
+    [OPY_STAT_INDEX(no_thread)] = "no_thread_state",
+    [OPY_STAT_INDEX(code_cache_full)] = "code_cache_full",
+    [OPY_STAT_INDEX(codes_pinned)] = "codes_pinned",
+    [OPY_STAT_INDEX(codes_dead)] = "codes_dead",
+    [OPY_STAT_INDEX(codes_unpinned)] = "codes_unpinned",
+    [OPY_STAT_INDEX(codes_named_unpinned)] = "codes_named_unpinned",
+    [OPY_STAT_INDEX(dead_names_full)] = "dead_names_full",
+    [OPY_STAT_INDEX(threads_full)] = "python_threads_full",
+    [OPY_STAT_INDEX(threads_scanned)] = "python_threads_scanned",
+    [OPY_STAT_INDEX(native_merge_fallback)] = "native_merge_fallback",
+    [OPY_STAT_INDEX(native_merge_busy)] = "native_merge_busy",
+    [OPY_STAT_INDEX(ctx_published)] = "ctx_published",
+};
+_Static_assert(OPY_STATS_N <= OTELPROF_COUNTERS_MAX, "the core reports at most OTELPROF_COUNTERS_MAX counters");
 static int merge_native; /* set at start: native frames on, _PyEval_EvalFrameDefault found */
 static int python_exiting; /* atexit ran: threads of ours could not take the GIL any more */
 
@@ -144,6 +165,14 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
     merge_native = opy_merge_init() && cfg->native_frames_set && cfg->native_frames &&
                    opy_merge_reserve(cfg->max_depth + 1) == 0;
     ad.merges_native = merge_native;
+    ad.counter_names = counter_names;
+    ad.counters = opy_stats_g.v;
+    ad.ncounters = OPY_STATS_N;
+    /* memory_bytes stays 0: the code cache's table (codecache.c, `slots`: 32 Ki slots of 200
+     * bytes on x86-64, 6.25 MiB of static storage) is the adapter's fixed memory, but declaring it
+     * would leave less than the core's 1 MiB minimum under every max_memory below 7.25 MiB, which
+     * would then refuse to start, and 1 MiB works. The names it keeps for dead code grow during
+     * the run and are counted (otelprof_memory_reserve). */
     __atomic_store_n(&opy_python_alive, 1, __ATOMIC_RELEASE);
     rc = otelprof_start(cfg, &ad);
     otelprof_config_free(cfg);
@@ -209,8 +238,6 @@ static PyObject *m_stats(PyObject *self, PyObject *unused) {
     otelprof_stats_get(&st);
     PyObject *d = PyDict_New();
     if (!d) return NULL;
-    static const char *const walk_names[OPY_WALK__COUNT] = {"walk_ok", "walk_no_frames", "walk_unreadable",
-                                                           "walk_inconsistent"};
     int bad = set_item(d, "samples_taken", st.samples_taken) || set_item(d, "signals", st.signals) ||
               set_item(d, "timer_overruns", st.timer_overruns) ||
               set_item(d, "handler_ns_total", st.handler_ns_total) ||
@@ -219,25 +246,20 @@ static PyObject *m_stats(PyObject *self, PyObject *unused) {
               set_item(d, "profiles_written", st.profiles_written) ||
               set_item(d, "bytes_written", st.bytes_written) || set_item(d, "memory_bytes", st.memory_bytes) ||
               set_item(d, "memory_cap_bytes", st.memory_cap_bytes) ||
-              set_item(d, "python_threads", (uint64_t)otelprof_thread_list(NULL, NULL, 0)) ||
-              set_item(d, "no_thread_state", opy_stats_g.no_thread) ||
-              set_item(d, "code_cache_full", opy_stats_g.code_cache_full) ||
-              set_item(d, "codes_pinned", opy_stats_g.codes_pinned) ||
-              set_item(d, "codes_dead", opy_stats_g.codes_dead) ||
-              set_item(d, "codes_unpinned", opy_stats_g.codes_unpinned) ||
-              set_item(d, "codes_named_unpinned", opy_stats_g.codes_named_unpinned) ||
-              set_item(d, "dead_names_full", opy_stats_g.dead_names_full) ||
-              set_item(d, "python_threads_full", opy_stats_g.threads_full) ||
-              set_item(d, "python_threads_scanned", opy_stats_g.threads_scanned) ||
-              set_item(d, "native_merge_fallback", opy_stats_g.native_merge_fallback) ||
-              set_item(d, "native_merge_busy", opy_stats_g.native_merge_busy) ||
-              set_item(d, "ctx_published", opy_stats_g.ctx_published);
+              set_item(d, "python_threads", (uint64_t)otelprof_thread_list(NULL, NULL, 0));
+    /* The adapter's counters, read from its own array (they exist before any start too); the
+     * keys keep their order: the walk outcomes after the drop reasons. */
+    const size_t walk0 = OPY_STAT_INDEX(walk);
+    for (size_t i = 0; !bad && i < OPY_STATS_N; i++)
+        if (i < walk0 || i >= walk0 + OPY_WALK__COUNT)
+            bad = set_item(d, counter_names[i], __atomic_load_n(&opy_stats_g.v[i], __ATOMIC_RELAXED));
     for (int i = 0; !bad && i < OTELPROF_DROP__COUNT; i++) {
         char k[64];
         snprintf(k, sizeof k, "dropped_%s", otelprof_drop_reason_name((otelprof_drop_reason)i));
         bad = set_item(d, k, st.samples_dropped[i]);
     }
-    for (int i = 0; !bad && i < OPY_WALK__COUNT; i++) bad = set_item(d, walk_names[i], opy_stats_g.walk[i]);
+    for (size_t i = walk0; !bad && i < walk0 + OPY_WALK__COUNT; i++)
+        bad = set_item(d, counter_names[i], __atomic_load_n(&opy_stats_g.v[i], __ATOMIC_RELAXED));
     if (bad) {
         Py_DECREF(d);
         return NULL;

@@ -143,23 +143,35 @@ int opy_merge_reserve(int cap);
 int opy_merge_walk(void *tstate, uintptr_t stack_hi, void *ucontext, otelprof_frame *out, int max);
 
 /* ---- self-metrics of the adapter (stats() merges them with the core's) ---------------------- */
-typedef struct opy_stats {
-    uint64_t walk[OPY_WALK__COUNT];
-    uint64_t no_thread;        /* signal on a thread without a Python thread state */
-    uint64_t code_cache_full;  /* code object not cached: its frames resolve as [unknown] */
-    uint64_t codes_pinned;
-    uint64_t codes_dead;       /* freed before they could be pinned */
-    uint64_t codes_unpinned;   /* released after IDLE_EPOCHS profile closes without a sample */
-    uint64_t codes_named_unpinned; /* named from the first-sight copy: not pinned by close time */
-    uint64_t dead_names_full;  /* died unpinned past the cap of kept names: frames of that code
-                                * resolve from the first-sight copy, or as [unknown] once the
-                                * address was reused */
-    uint64_t threads_full;
-    uint64_t threads_scanned;  /* threads found by the scan rather than by the threading hook */
-    uint64_t native_merge_fallback; /* native and Python stacks did not pair up (see opy_merge_walk) */
-    uint64_t native_merge_busy; /* every merge buffer in use: the sample has Python frames only */
-    uint64_t ctx_published;    /* span context changes written to the OTEP 4947 record */
+/* Every field is a uint64_t, so the struct is also an array (v): the adapter hands that array to
+ * the core as its counters (otelprof_adapter.counters), named in module.c, while the code keeps
+ * counting by field name. */
+#define OPY_STATS_N (OPY_WALK__COUNT + 12)
+typedef union opy_stats {
+    struct {
+        uint64_t walk[OPY_WALK__COUNT];
+        uint64_t no_thread;        /* signal on a thread without a Python thread state */
+        uint64_t code_cache_full;  /* code object not cached: its frames resolve as [unknown] */
+        uint64_t codes_pinned;
+        uint64_t codes_dead;       /* freed before they could be pinned */
+        uint64_t codes_unpinned;   /* released after IDLE_EPOCHS profile closes without a sample */
+        uint64_t codes_named_unpinned; /* named from the first-sight copy: not pinned by close time */
+        uint64_t dead_names_full;  /* died unpinned past the cap of kept names (their number, or
+                                    * max_memory): frames of that code resolve from the first-sight
+                                    * copy, or as [unknown] once the address was reused */
+        uint64_t threads_full;
+        uint64_t threads_scanned;  /* threads found by the scan rather than by the threading hook */
+        uint64_t native_merge_fallback; /* native and Python stacks did not pair up (see opy_merge_walk) */
+        uint64_t native_merge_busy; /* every merge buffer in use: the sample has Python frames only */
+        uint64_t ctx_published;    /* span context changes written to the OTEP 4947 record */
+    };
+    uint64_t v[OPY_STATS_N];
 } opy_stats;
+_Static_assert(sizeof(opy_stats) == OPY_STATS_N * sizeof(uint64_t) &&
+                   offsetof(opy_stats, ctx_published) == (OPY_STATS_N - 1) * sizeof(uint64_t),
+               "OPY_STATS_N counts every field, ctx_published last");
+/* The index of field f in opy_stats.v. */
+#define OPY_STAT_INDEX(f) (offsetof(opy_stats, f) / sizeof(uint64_t))
 extern opy_stats opy_stats_g;
 #define OPY_STAT_INC(f) __atomic_fetch_add(&opy_stats_g.f, 1, __ATOMIC_RELAXED)
 

@@ -27,7 +27,7 @@
 #define WALL_THREADS_MAX 4096
 /* Below 1 MiB the tables cannot hold one export interval of a busy process; above 16 GiB the cap
  * no longer protects the host from anything, so a value there is almost certainly a typo. */
-#define MAX_MEMORY_MIN (1ll << 20)
+#define MAX_MEMORY_MIN OP_MAX_MEMORY_MIN
 #define MAX_MEMORY_MAX (16ll << 30)
 #define OTLP_TIMEOUT_MIN (1 * NS_PER_MS)
 #define OTLP_TIMEOUT_MAX (600 * NS_PER_S)

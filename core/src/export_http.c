@@ -661,7 +661,7 @@ int op_export_http_start(const otelprof_config *cfg) {
         op_log_error("out of memory while configuring OTLP export");
         return -1;
     }
-    size_t cap = cfg->export_queue_max ? (size_t)cfg->export_queue_max : (size_t)(cfg->max_memory / 8);
+    size_t cap = cfg->export_queue_max ? (size_t)cfg->export_queue_max : (size_t)(op_config_core_memory(cfg) / 8);
     op_export_queue_init(&sx.q, cap);
     seed_rand();
     reset_run_state();

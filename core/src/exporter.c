@@ -57,10 +57,29 @@ static void drain_one(const op_slot *s, void *arg) {
     op_agg_add((op_agg *)arg, s);
 }
 
+/* The core's tables that grow during the run; the ring is not among them: it was reserved at
+ * start, with the adapter's fixed bytes. */
 static void update_memory_stat(void) {
-    uint64_t bytes = op_g.ring.mem_len + op_agg_bytes(&ex.agg) +
-                     op_symbolizer_bytes(ex.resolver.symbolizer) + op_export_http_queued_bytes();
-    __atomic_store_n(&op_stats_g.memory_bytes, bytes, __ATOMIC_RELAXED);
+    op_mem_set_measured(op_agg_bytes(&ex.agg) + op_symbolizer_bytes(ex.resolver.symbolizer) +
+                        op_export_http_queued_bytes());
+}
+
+/* The debug line of the adapter's counters, every one of them (zeros too, so the line's keys are
+ * the same at every close): "adapter counters: name=value,...". Nothing without counters. */
+static void log_adapter_counters(void) {
+    char line[900]; /* fits a log line after its prefix; more is cut and ends with "..." */
+    size_t used = 0;
+    const char *name;
+    uint64_t value;
+    line[0] = 0;
+    for (int i = 0; used < sizeof line && otelprof_stats_counter(i, &name, &value) == 0; i++) {
+        int w = snprintf(line + used, sizeof line - used, "%s%s=%llu", i ? "," : "", name,
+                         (unsigned long long)value);
+        if (w < 0) break;
+        used += (size_t)w;
+    }
+    if (used >= sizeof line) memcpy(line + sizeof line - 4, "...", 4);
+    if (line[0]) op_log_debug("adapter counters: %s", line);
 }
 
 static uint64_t export_sum(const uint64_t *v, int n) {
@@ -163,6 +182,7 @@ static void close_profile(int final) {
             }
         }
         if (used) op_log_debug("walk errors: %s", causes);
+        log_adapter_counters();
     }
 }
 
@@ -257,9 +277,9 @@ static int init_state(const otelprof_config *cfg, const char *runtime) {
     ex.flush_req = ex.flush_done = 0;
     if (op_resource_build(cfg, runtime, &ex.resource, &ex.nresource) < 0) return -1;
     const char *service = ex.nresource ? ex.resource[0].value : "otelprof";
-    op_agg_init(&ex.agg, cfg->mode, (size_t)(cfg->max_memory / 2));
+    op_agg_init(&ex.agg, cfg->mode, (size_t)(op_config_core_memory(cfg) / 2));
     op_agg_reset(&ex.agg, (uint64_t)op_clock_ns(CLOCK_REALTIME));
-    if (op_resolver_init(&ex.resolver, (size_t)(cfg->max_memory / 8)) < 0) return -1;
+    if (op_resolver_init(&ex.resolver, (size_t)(op_config_core_memory(cfg) / 8)) < 0) return -1;
     /* With an endpoint, local files are written only when a directory was asked for. */
     if (op_export_http_configured(cfg) && !cfg->output_dir_set) return 0;
     /* A restart in the same process continues the previous run's files (sequence numbers, folded

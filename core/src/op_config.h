@@ -63,7 +63,18 @@ struct otelprof_config {
     int64_t retry_initial_ns;     /* first backoff; default 1 s */
     int64_t retry_max_interval_ns;/* longest backoff; default 30 s */
     int64_t retry_max_elapsed_ns; /* retry budget per request; default 60 s; 0 = never retry */
+    /* Not an option: set by otelprof_start on its copy to the adapter's memory_bytes (0 when
+     * none), which come out of max_memory before the core's tables are sized. */
+    int64_t adapter_memory;
 };
+
+/* The least max_memory accepted, and the least the core's tables are sized from. */
+#define OP_MAX_MEMORY_MIN (1ll << 20)
+
+/* What the core sizes its tables from (fractions of it): max_memory less the adapter's part. */
+static inline int64_t op_config_core_memory(const otelprof_config *cfg) {
+    return cfg->max_memory - cfg->adapter_memory;
+}
 
 /* Deep copy (NULL on ENOMEM). */
 otelprof_config *op_config_clone(const otelprof_config *cfg);

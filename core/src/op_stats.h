@@ -23,10 +23,19 @@ static inline void op_stat_drop_n(otelprof_drop_reason r, uint64_t n) {
  * there were none. The buckets are powers of two, so this over-states by less than 2x. */
 uint64_t op_stats_handler_quantile(const otelprof_stats *st, double q);
 
-/* Memory budget shared by all core tables (cap from config max_memory). op_mem_reserve returns 0
- * and accounts n bytes, or -1 (nothing accounted) if that would pass the cap. */
+/* Memory budget shared by all core tables and the adapter's (cap from config max_memory).
+ * op_mem_reserve returns 0 and accounts n bytes, or -1 (nothing accounted) if the reservations
+ * plus the last measure would pass the cap. op_mem_set_measured records the exporter's measure
+ * of the core's growing tables (those not reserved); op_mem_used is reservations + measure, the
+ * otelprof_stats.memory_bytes value. */
 void op_mem_set_cap(uint64_t cap);
 int op_mem_reserve(size_t n);
 void op_mem_release(size_t n);
+void op_mem_set_measured(uint64_t bytes);
+uint64_t op_mem_used(void);
+
+/* Under the profiler's lock, at start: the adapter counters otelprof_stats_counter reports (the
+ * adapter's own arrays, NULL/0 for none). */
+void op_stats_publish_counters(const char *const *names, uint64_t *values, int n);
 
 #endif

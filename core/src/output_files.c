@@ -89,7 +89,7 @@ op_output *op_output_new(const otelprof_config *cfg, const char *service_name) {
     o->dir = dir_of(cfg);
     o->service = sanitise(service_name);
     o->formats = cfg->formats;
-    o->folded = op_folded_new((size_t)(cfg->max_memory / 8));
+    o->folded = op_folded_new((size_t)(op_config_core_memory(cfg) / 8));
     o->pid = getpid();
     if (!o->dir || !o->service || !o->folded) {
         op_output_free(o);

@@ -41,7 +41,7 @@ int otelprof_is_running(void) {
 /* The ring takes at most a quarter of the memory budget and 16Ki slots. */
 static uint32_t ring_slots(const otelprof_config *cfg, uint32_t max_depth) {
     size_t slot = sizeof(op_slot) + (size_t)(max_depth + 1) * sizeof(otelprof_frame);
-    size_t n = (size_t)(cfg->max_memory / 4) / slot;
+    size_t n = (size_t)(op_config_core_memory(cfg) / 4) / slot;
     if (n > 16384) n = 16384;
     if (n < 16) n = 16;
     return (uint32_t)n;
@@ -186,6 +186,34 @@ out:
     return rc;
 }
 
+/* What a run reserves from the memory budget at start and gives back at stop: the ring, and the
+ * bytes the adapter declared it holds for the run. */
+static size_t run_reservation(void) {
+    return op_g.ring.mem_len + (size_t)op_g.cfg->adapter_memory;
+}
+
+/* The adapter's counters and fixed memory, checked before anything changes. Returns OTELPROF_OK
+ * or the error to return, after one line saying why. */
+static otelprof_error check_adapter(const otelprof_adapter *ad, const otelprof_config *cfg) {
+    const char *who = ad->name ? ad->name : "runtime";
+    int bad = ad->ncounters < 0 || ad->ncounters > OTELPROF_COUNTERS_MAX ||
+              (ad->ncounters > 0 && (!ad->counter_names || !ad->counters));
+    for (int i = 0; !bad && i < ad->ncounters; i++) bad = !ad->counter_names[i];
+    if (bad) {
+        op_log_error("%s adapter declares %d counters: at most %d, each with a name and a value; "
+                     "profiling is off", who, ad->ncounters, OTELPROF_COUNTERS_MAX);
+        return OTELPROF_EINVAL;
+    }
+    uint64_t max = (uint64_t)cfg->max_memory;
+    if (ad->memory_bytes > max || max - ad->memory_bytes < (uint64_t)OP_MAX_MEMORY_MIN) {
+        op_log_error("max_memory (OTELPROF_MAX_MEMORY) is %llu bytes: too small for the %s adapter's "
+                     "%zu bytes plus the %lld the profiler's own tables need at least; profiling is off",
+                     (unsigned long long)max, who, ad->memory_bytes, (long long)OP_MAX_MEMORY_MIN);
+        return OTELPROF_ENOMEM;
+    }
+    return OTELPROF_OK;
+}
+
 static void cleanup_failed_start(otelprof_config *cfg) {
     op_ring_destroy(&op_g.ring);
     op_threads_destroy();
@@ -225,12 +253,18 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
         goto out;
     }
     op_log_level = cfg->log_level;
+    if (adapter && (rc = check_adapter(adapter, cfg)) != OTELPROF_OK) {
+        otelprof_config_free(cfg);
+        goto out;
+    }
     op_mem_set_cap((uint64_t)cfg->max_memory);
+    cfg->adapter_memory = adapter ? (int64_t)adapter->memory_bytes : 0;
 
     op_g.has_adapter = adapter != NULL;
     if (adapter) op_g.adapter = *adapter;
     else memset(&op_g.adapter, 0, sizeof op_g.adapter);
     fork_adapter = op_g.adapter;
+    op_stats_publish_counters(op_g.adapter.counter_names, op_g.adapter.counters, op_g.adapter.ncounters);
     op_g.native_frames = adapter ? (cfg->native_frames_set && cfg->native_frames) : 1;
     if (!adapter && cfg->native_frames_set && !cfg->native_frames)
         op_log_warn("OTELPROF_NATIVE_FRAMES=0 ignored in native mode: native frames are the only frames");
@@ -244,7 +278,7 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
         rc = OTELPROF_ENOMEM;
         goto out;
     }
-    if (op_mem_reserve(op_g.ring.mem_len) < 0) {
+    if (op_mem_reserve(run_reservation()) < 0) {
         op_log_error("OTELPROF_MAX_MEMORY is too small for the capture ring (%zu bytes); profiling is off",
                      op_g.ring.mem_len);
         cleanup_failed_start(cfg);
@@ -254,7 +288,7 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
     if (op_g.native_frames) op_unwind_init();
     if (op_capture_install(cfg) < 0) {
         op_log_error("cannot install the profiling signal's handler: %s; profiling is off", strerror(errno));
-        op_mem_release(op_g.ring.mem_len);
+        op_mem_release(run_reservation());
         cleanup_failed_start(cfg);
         rc = OTELPROF_ESYS;
         goto out;
@@ -264,7 +298,7 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
     if (op_exporter_start(cfg, adapter ? adapter->name : NULL) < 0) {
         op_log_error("cannot start the exporter thread; profiling is off");
         op_capture_uninstall();
-        op_mem_release(op_g.ring.mem_len);
+        op_mem_release(run_reservation());
         cleanup_failed_start(cfg);
         rc = OTELPROF_ESYS;
         goto out;
@@ -275,7 +309,7 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
         __atomic_store_n(&op_g.running, 0, __ATOMIC_SEQ_CST);
         op_exporter_stop(0);
         op_capture_uninstall();
-        op_mem_release(op_g.ring.mem_len);
+        op_mem_release(run_reservation());
         cleanup_failed_start(cfg);
         rc = OTELPROF_ESYS;
         goto out;
@@ -336,7 +370,7 @@ static otelprof_error stop_locked(int64_t deadline) {
     }
     op_capture_uninstall();
     op_process_ctx_unpublish();
-    op_mem_release(op_g.ring.mem_len);
+    op_mem_release(run_reservation());
     if (quiet) {
         op_ring_destroy(&op_g.ring);
         otelprof_config_free(op_g.cfg);
@@ -345,7 +379,8 @@ static otelprof_error stop_locked(int64_t deadline) {
         memset(&op_g.ring, 0, sizeof op_g.ring);
     }
     op_threads_destroy();
-    __atomic_store_n(&op_stats_g.memory_bytes, 0, __ATOMIC_RELAXED);
+    /* The exporter is gone with its tables; an adapter's reservations stay until it frees them. */
+    op_mem_set_measured(0);
     op_g.cfg = NULL;
     op_g.engine = NULL;
     op_g.has_adapter = 0;

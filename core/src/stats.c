@@ -5,36 +5,111 @@
 
 otelprof_stats op_stats_g;
 
+/* The memory budget. Reservations (the ring and the adapter's fixed bytes, sized at start; an
+ * adapter's growing tables, at any time) and the exporter's measure of the core's growing tables
+ * (aggregation, symbols, export queue) are kept apart: the measure is rewritten at every drain,
+ * so a single counter serving both would lose reservations made between two measures, and a
+ * release would then take away bytes the measure never held. otelprof_stats.memory_bytes is
+ * their sum (op_stats_g.memory_bytes itself is not used). */
+static struct {
+    uint64_t reserved; /* every reservation; the cap is enforced on this counter (CAS) */
+    uint64_t adapter;  /* of which otelprof_memory_reserve()'s: what an adapter may release */
+    uint64_t measured; /* the core's growing tables at the exporter's last measure */
+} mem;
+
 /* A cap of 0 means "not configured yet": tables built before start are not refused. */
 void op_mem_set_cap(uint64_t cap) {
     __atomic_store_n(&op_stats_g.memory_cap_bytes, cap, __ATOMIC_RELAXED);
 }
 
 /* CAS rather than add-then-undo: a failed reservation must never make the total look, even for
- * a moment, as if it had passed the cap, or a concurrent reserver would fail spuriously. */
+ * a moment, as if it had passed the cap, or a concurrent reserver would fail spuriously. The
+ * measure is not a reservation: it is read, not changed, here. */
 int op_mem_reserve(size_t n) {
-    uint64_t cur = __atomic_load_n(&op_stats_g.memory_bytes, __ATOMIC_RELAXED);
+    uint64_t cur = __atomic_load_n(&mem.reserved, __ATOMIC_RELAXED);
     for (;;) {
         uint64_t cap = __atomic_load_n(&op_stats_g.memory_cap_bytes, __ATOMIC_RELAXED);
+        uint64_t measured = __atomic_load_n(&mem.measured, __ATOMIC_RELAXED);
         uint64_t want = cur + (uint64_t)n;
-        if (want < cur) return -1; /* wrapped */
-        if (cap && want > cap) return -1;
-        if (__atomic_compare_exchange_n(&op_stats_g.memory_bytes, &cur, want, 1, __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED))
+        if (want < cur || want + measured < want) return -1; /* wrapped */
+        if (cap && want + measured > cap) return -1;
+        if (__atomic_compare_exchange_n(&mem.reserved, &cur, want, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
             return 0;
     }
 }
 
 /* Clamps at zero: releasing more than was reserved is a bug elsewhere, but an underflowed total
  * would block every later reservation and make the self-metric absurd. */
-void op_mem_release(size_t n) {
-    uint64_t cur = __atomic_load_n(&op_stats_g.memory_bytes, __ATOMIC_RELAXED);
+static uint64_t sub_clamped(uint64_t *counter, uint64_t n) {
+    uint64_t cur = __atomic_load_n(counter, __ATOMIC_RELAXED);
     for (;;) {
-        uint64_t want = cur > (uint64_t)n ? cur - (uint64_t)n : 0;
-        if (__atomic_compare_exchange_n(&op_stats_g.memory_bytes, &cur, want, 1, __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED))
-            return;
+        uint64_t want = cur > n ? cur - n : 0;
+        if (__atomic_compare_exchange_n(counter, &cur, want, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            return cur - want;
     }
+}
+
+void op_mem_release(size_t n) {
+    sub_clamped(&mem.reserved, (uint64_t)n);
+}
+
+void op_mem_set_measured(uint64_t bytes) {
+    __atomic_store_n(&mem.measured, bytes, __ATOMIC_RELAXED);
+}
+
+uint64_t op_mem_used(void) {
+    return __atomic_load_n(&mem.reserved, __ATOMIC_RELAXED) + __atomic_load_n(&mem.measured, __ATOMIC_RELAXED);
+}
+
+int otelprof_memory_reserve(size_t n) {
+    if (op_mem_reserve(n) < 0) return -1;
+    __atomic_fetch_add(&mem.adapter, (uint64_t)n, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* Only what the adapter reserved comes off the total: an adapter that releases too much must
+ * not take away the ring's or its fixed bytes. */
+void otelprof_memory_release(size_t n) {
+    op_mem_release((size_t)sub_clamped(&mem.adapter, (uint64_t)n));
+}
+
+/* The adapter counters of the current or last run. start() publishes them under the profiler's
+ * lock; readers may run in a signal handler, so they never wait: a seqlock whose reader retries a
+ * few times and gives up (-1) only if a start keeps rewriting it (one interrupted by this very
+ * handler, say). */
+static struct {
+    unsigned seq; /* odd while start rewrites the fields below */
+    const char *const *names;
+    uint64_t *values;
+    int n;
+} counters;
+
+void op_stats_publish_counters(const char *const *names, uint64_t *values, int n) {
+    unsigned s = __atomic_load_n(&counters.seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&counters.seq, s + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __atomic_store_n(&counters.names, names, __ATOMIC_RELAXED);
+    __atomic_store_n(&counters.values, values, __ATOMIC_RELAXED);
+    __atomic_store_n(&counters.n, n, __ATOMIC_RELAXED);
+    __atomic_store_n(&counters.seq, s + 2, __ATOMIC_RELEASE);
+}
+
+int otelprof_stats_counter(int i, const char **name, uint64_t *value) {
+    for (int tries = 0; tries < 100; tries++) {
+        unsigned s = __atomic_load_n(&counters.seq, __ATOMIC_ACQUIRE);
+        if (s & 1) continue;
+        const char *const *names = __atomic_load_n(&counters.names, __ATOMIC_RELAXED);
+        uint64_t *values = __atomic_load_n(&counters.values, __ATOMIC_RELAXED);
+        int n = __atomic_load_n(&counters.n, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&counters.seq, __ATOMIC_RELAXED) != s) continue;
+        /* A consistent snapshot: the arrays are the adapter's static storage, valid for good. */
+        if (i < 0 || i >= n || !names || !values) return -1;
+        if (name) *name = names[i];
+        if (value) *value = __atomic_load_n(&values[i], __ATOMIC_RELAXED);
+        return 0;
+    }
+    return -1;
 }
 
 #define LOAD(f) __atomic_load_n(&op_stats_g.f, __ATOMIC_RELAXED)
@@ -62,7 +137,7 @@ void otelprof_stats_get(otelprof_stats *out) {
     out->threads_registered = LOAD(threads_registered);
     out->profiles_written = LOAD(profiles_written);
     out->bytes_written = LOAD(bytes_written);
-    out->memory_bytes = LOAD(memory_bytes);
+    out->memory_bytes = op_mem_used();
     out->memory_cap_bytes = LOAD(memory_cap_bytes);
     out->export_attempts = LOAD(export_attempts);
     out->export_successes = LOAD(export_successes);

@@ -14,7 +14,13 @@
  *   epoch: 1.2 s of CPU where every walk() (and every 10 ms an otelprof_submit) hands the core a
  *          new id and keeps the epoch read after handing it over; resolve() counts ids the core
  *          still asked about after declaring their epoch released; prints
- *          "epoch resolved N early M closes C released R all_released A". */
+ *          "epoch resolved N early M closes C released R all_released A";
+ *   counters: 0.3 s of CPU with an adapter that declares counters (walk() counts its walks and
+ *          frames) and 256 KiB of fixed memory; reserves adapter memory within and past the cap,
+ *          while running and after stop; prints "counter <i> <name> <value>" per counter and
+ *          the memory figures (see main);
+ *   refuse: starts refused for the adapter's fixed memory (over max_memory, or leaving less than
+ *          1 MiB) and for too many counters, between starts that fit; prints the results. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,9 +46,14 @@ static volatile int epoch_ids;
 static uint64_t next_id = 1, id_epoch[EPOCH_IDS];
 static long resolved, resolved_early;
 
+/* The adapter's counters: walk() counts in signal context, with relaxed atomic adds. */
+static const char *const kit_counter_names[] = {"kit_walks", "kit_frames", "kit_idle"};
+static uint64_t kit_counters[3];
+
 static int kit_walk(void *user, void *uc, otelprof_frame *out, int max) {
     (void)user, (void)uc;
     if (max < 1) return 0;
+    __atomic_fetch_add(&kit_counters[0], 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(in_blocked ? &walks_blocked : &walks_open, 1, __ATOMIC_RELAXED);
     if (check_data) {
         otelprof_thread_data d;
@@ -59,6 +70,7 @@ static int kit_walk(void *user, void *uc, otelprof_frame *out, int max) {
         __atomic_store_n(&id_epoch[id], otelprof_frames_epoch(), __ATOMIC_RELAXED);
     }
     out[0].aux = 0;
+    __atomic_fetch_add(&kit_counters[1], 1, __ATOMIC_RELAXED);
     return 1;
 }
 
@@ -89,15 +101,22 @@ static void on_child(void *user) { (void)user; say("child"); }
 
 static const char *const kit_walk_errors[] = {"gc_active", "not_walkable"};
 
+static void fill_adapter(otelprof_adapter *ad) {
+    memset(ad, 0, sizeof *ad);
+    ad->walk_errors = kit_walk_errors;
+    ad->nwalk_errors = 2;
+    ad->name = "kit";
+    ad->walk = kit_walk;
+    ad->resolve = kit_resolve;
+    ad->resolve_on = OTELPROF_RESOLVE_ON_EXPORTER;
+    ad->counter_names = kit_counter_names;
+    ad->counters = kit_counters;
+    ad->ncounters = 3;
+}
+
 static int start(void) {
     otelprof_adapter ad;
-    memset(&ad, 0, sizeof ad);
-    ad.walk_errors = kit_walk_errors;
-    ad.nwalk_errors = 2;
-    ad.name = "kit";
-    ad.walk = kit_walk;
-    ad.resolve = kit_resolve;
-    ad.resolve_on = OTELPROF_RESOLVE_ON_EXPORTER;
+    fill_adapter(&ad);
     ad.fork_prepare = on_prepare;
     ad.fork_parent = on_parent;
     ad.fork_child = on_child;
@@ -203,8 +222,82 @@ static int epoch_part(void) {
     return 0;
 }
 
+#define KIB 1024ull
+#define MIB (1024ull * 1024)
+
+static unsigned long long memory_now(void) {
+    otelprof_stats st;
+    otelprof_stats_get(&st);
+    return (unsigned long long)st.memory_bytes;
+}
+
+/* The adapter declares counters and 256 KiB of fixed memory, and reserves 64 KiB of growing
+ * memory while running. max_memory comes from the environment (the test sets 2 MiB). */
+static int counters_part(void) {
+    otelprof_adapter ad;
+    fill_adapter(&ad);
+    ad.memory_bytes = 256 * KIB;
+    if (otelprof_start(NULL, &ad) != OTELPROF_OK) return 3;
+    otelprof_thread_register(otelprof_gettid());
+    spin_cpu(300000000);
+    otelprof_stats st;
+    otelprof_stats_get(&st);
+    unsigned long long cap = (unsigned long long)st.memory_cap_bytes, running = st.memory_bytes;
+    int fits = otelprof_memory_reserve(64 * KIB);
+    unsigned long long with = memory_now();
+    int past = otelprof_memory_reserve((size_t)cap); /* the ring and 256 KiB are held already */
+    unsigned long long after_refusal = memory_now();
+    otelprof_stop();
+    for (int i = 0;; i++) {
+        const char *name;
+        uint64_t value;
+        if (otelprof_stats_counter(i, &name, &value) < 0) break;
+        printf("counter %d %s %llu\n", i, name, (unsigned long long)value);
+    }
+    printf("out_of_range %d %d\n", otelprof_stats_counter(3, NULL, NULL), otelprof_stats_counter(-1, NULL, NULL));
+    /* Stopped: the ring, the fixed bytes and the exporter's tables are gone; the adapter's
+     * reservation is not, and the last run's cap still holds it. */
+    unsigned long long stopped = memory_now();
+    int over = otelprof_memory_reserve((size_t)(cap - 64 * KIB + 1));
+    int exact = otelprof_memory_reserve((size_t)(cap - 64 * KIB));
+    unsigned long long full = memory_now();
+    otelprof_memory_release((size_t)(2 * cap)); /* clamped to what the adapter holds */
+    printf("memory cap %llu running %llu fits %d with %llu past %d after_refusal %llu stopped %llu "
+           "over %d exact %d full %llu released %llu\n",
+           cap, running, fits, with, past, after_refusal, stopped, over, exact, full, memory_now());
+    return 0;
+}
+
+static otelprof_error start_sized(const char *max_memory, size_t memory_bytes, int ncounters) {
+    otelprof_config *cfg = otelprof_config_new();
+    if (!cfg || otelprof_config_set(cfg, "max_memory", max_memory, NULL, 0) != OTELPROF_OK) return OTELPROF_ENOMEM;
+    otelprof_adapter ad;
+    fill_adapter(&ad);
+    ad.memory_bytes = memory_bytes;
+    ad.ncounters = ncounters;
+    otelprof_error rc = otelprof_start(cfg, &ad);
+    otelprof_config_free(cfg);
+    return rc;
+}
+
+/* Each refusal leaves the profiler stopped and logs one line; a start that fits still works. */
+static int refuse_part(void) {
+    otelprof_error over = start_sized("4MiB", (size_t)(3 * MIB + 1), 3); /* leaves < 1 MiB */
+    int running_after = otelprof_is_running();
+    otelprof_error huge = start_sized("4MiB", (size_t)-1, 3);
+    otelprof_error counters = start_sized("4MiB", 0, OTELPROF_COUNTERS_MAX + 1);
+    otelprof_error fits = start_sized("4MiB", (size_t)(3 * MIB), 3); /* exactly 1 MiB left */
+    unsigned long long held = memory_now();
+    otelprof_stop();
+    printf("refuse over %d running %d huge %d counters %d fits %d held %llu stopped %llu enomem %d einval %d\n",
+           over, running_after, huge, counters, fits, held, memory_now(), OTELPROF_ENOMEM, OTELPROF_EINVAL);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *part = argc > 1 ? argv[1] : "fork";
+    if (strcmp(part, "counters") == 0) return counters_part();
+    if (strcmp(part, "refuse") == 0) return refuse_part();
     if (start() < 0) return 3;
     if (strcmp(part, "fork") == 0) {
         spin_cpu(100000000);

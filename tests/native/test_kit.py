@@ -1,13 +1,22 @@
 """The adapter kit's services, through a toy adapter (tests/native/api_kit.c): fork callbacks
-in their defined order, blocking the profiling signal for a critical section, and starting an
-adapter thread the way the core starts its own."""
+in their defined order, blocking the profiling signal for a critical section, starting an
+adapter thread the way the core starts its own, walk error causes, the adapter's counters and its
+memory in the core's budget."""
+import os
 import re
 
-from conftest import bin_path, run_profiled
+import pytest
+
+from conftest import BUILD, BUILD_ASAN, bin_path, lib_path, run_profiled
 
 
-def kit(tmp_path, part, env=None):
-    r = run_profiled([bin_path("api_kit"), part], tmp_path, env=env, preload=False, timeout=60)
+def kit(tmp_path, part, env=None, build=BUILD):
+    if build != BUILD:
+        assert os.path.exists(lib_path(build)), f"{build} missing: scripts/build.sh --asan"
+        env = dict({"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=66",
+                    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=67"}, **(env or {}))
+    r = run_profiled([bin_path("api_kit", build), part], tmp_path, env=env, preload=False, timeout=60)
+    assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr[-4000:]
     assert r.rc == 0, r.stderr[-2000:]
     return r
 
@@ -93,3 +102,77 @@ def test_frame_lifetime_epochs_release_ids_only_once_named(build_dir, tmp_path):
     assert resolved >= 100 and early == 0, r.stdout
     assert closes >= 3 and closes - 2 <= released <= closes, r.stdout
     assert everything == 1, r.stdout
+def debug_lines(r, what):
+    return [l.split(what, 1)[1].strip() for l in r.stderr.splitlines() if ("otelprof: debug: " + what) in l]
+
+
+@pytest.mark.parametrize("build", ["plain", "asan"])
+def test_adapter_counters_reach_the_api_and_the_debug_stats_line(build_dir, tmp_path, build):
+    """walk() counts its walks and frames in the adapter's own array; the core reports them by
+    index and name (otelprof_stats_counter) and at every close in the debug "adapter counters:"
+    line, zeros included; the last line, written by the final close, has the values read after
+    stop."""
+    r = kit(tmp_path, "counters", env={"OTELPROF_INTERVAL": "10ms", "OTELPROF_MAX_MEMORY": "2MiB",
+                                       "OTELPROF_LOG_LEVEL": "debug"},
+            build=BUILD_ASAN if build == "asan" else BUILD)
+    counters = [(int(i), n, int(v)) for i, n, v in re.findall(r"counter (\d+) (\S+) (\d+)", r.stdout)]
+    assert [(i, n) for i, n, _ in counters] == [(0, "kit_walks"), (1, "kit_frames"), (2, "kit_idle")], r.stdout
+    values = {n: v for _, n, v in counters}
+    # 0.3 s of CPU at 10 ms; one frame per walk; the idle counter is never touched.
+    assert values["kit_walks"] >= 5 and values["kit_frames"] == values["kit_walks"], values
+    assert values["kit_idle"] == 0
+    assert "out_of_range -1 -1" in r.stdout, r.stdout
+    lines = debug_lines(r, "adapter counters:")
+    assert lines and len(lines) == len(debug_lines(r, "stats:")), r.stderr[-3000:]
+    assert lines[-1] == "kit_walks=%d,kit_frames=%d,kit_idle=0" % (values["kit_walks"], values["kit_frames"]), lines
+
+
+@pytest.mark.parametrize("build", ["plain", "asan"])
+def test_adapter_memory_is_counted_and_capped(build_dir, tmp_path, build):
+    """The adapter's 256 KiB of fixed memory and its reservations count in memory_bytes, a
+    reservation past max_memory is refused and reserves nothing, and reservations outlive stop
+    (the last run's cap still holds them) until released."""
+    r = kit(tmp_path, "counters", env={"OTELPROF_INTERVAL": "10ms", "OTELPROF_MAX_MEMORY": "2MiB"},
+            build=BUILD_ASAN if build == "asan" else BUILD)
+    m = re.search(r"memory (.*)", r.stdout)
+    assert m, r.stdout
+    f = {k: int(v) for k, v in re.findall(r"(\w+) (-?\d+)", m.group(0))}
+    kib = 1024
+    assert f["cap"] == 2048 * kib
+    assert f["running"] >= 256 * kib, f  # the fixed bytes, besides the ring
+    assert f["fits"] == 0 and f["with"] >= 256 * kib + 64 * kib, f
+    assert f["past"] == -1 and f["after_refusal"] <= f["cap"], f
+    assert f["stopped"] == 64 * kib, f  # only the reservation is left after stop
+    assert f["over"] == -1 and f["exact"] == 0 and f["full"] == f["cap"], f
+    assert f["released"] == 0, f
+
+
+@pytest.mark.parametrize("build", ["plain", "asan"])
+def test_start_refuses_adapter_memory_that_leaves_too_little(build_dir, tmp_path, build):
+    """An adapter's fixed memory comes out of max_memory; when less than 1 MiB is left (or it
+    is larger than max_memory) start fails with ENOMEM and one line naming max_memory, leaving
+    the profiler stopped; too many counters fail with EINVAL and one line; exactly 1 MiB left
+    starts."""
+    r = kit(tmp_path, "refuse", build=BUILD_ASAN if build == "asan" else BUILD)
+    m = re.search(r"refuse (.*)", r.stdout)
+    assert m, r.stdout
+    f = {k: int(v) for k, v in re.findall(r"(\w+) (-?\d+)", m.group(1))}
+    assert f["over"] == f["enomem"] and f["huge"] == f["enomem"], f
+    assert f["running"] == 0
+    assert f["counters"] == f["einval"], f
+    assert f["fits"] == 0 and f["held"] >= 3 << 20 and f["held"] <= 4 << 20, f
+    assert f["stopped"] == 0, f
+    errors = [l for l in r.stderr.splitlines() if l.startswith("otelprof: error:")]
+    assert len(errors) == 3, r.stderr
+    assert all("max_memory" in l for l in errors[:2]) and "counters" in errors[2], errors
+    assert "3145729" in errors[0], errors
+
+
+def test_native_mode_starts_at_the_smallest_max_memory(build_dir, tmp_path):
+    """No adapter, no fixed memory: 1 MiB, the least max_memory accepted, still profiles."""
+    r = run_profiled([bin_path("prog_split"), "0.3"], tmp_path,
+                     env={"OTELPROF_MAX_MEMORY": "1MiB", "OTELPROF_LOG_LEVEL": "debug"})
+    assert r.rc == 0 and "done" in r.stdout, r.stderr[-2000:]
+    assert "otelprof: error" not in r.stderr, r.stderr[-2000:]
+    assert sum(r.folded().values()) >= 10
+    assert not debug_lines(r, "adapter counters:"), "native mode has no adapter counters"

@@ -1,5 +1,6 @@
 """CPython adapter: CPU and wall shares, CPU burnt with the GIL released, names/files/lines,
 threads, the OTLP output's conformance, and the packaging and API surface."""
+import json
 import re
 import subprocess
 import sys
@@ -110,6 +111,37 @@ def test_api_errors_and_stats():
     assert otelprof.stop() is False
     st = otelprof.stats()
     assert "samples_taken" in st and "dropped_ring_full" in st and "walk_inconsistent" in st
+
+
+CPYTHON_COUNTERS = ["walk_ok", "walk_no_frames", "walk_unreadable", "walk_inconsistent", "no_thread_state",
+                    "code_cache_full", "codes_pinned", "codes_dead", "codes_unpinned", "codes_named_unpinned",
+                    "dead_names_full", "python_threads_full", "python_threads_scanned",
+                    "native_merge_fallback", "native_merge_busy", "ctx_published"]
+
+
+def test_adapter_counters_in_the_debug_stats_line(tmp_path):
+    """The adapter's counters are the core's adapter counters: every profile close logs them
+    in the debug "adapter counters:" line, in order, with the values stats() reports (after stop
+    nothing counts any more, so the final close's line equals stats())."""
+    code = ("import json, time, otelprof\n"
+            "otelprof.start(interval='5ms', export_interval='300ms')\n"
+            "def counted_work():\n"
+            "    end = time.thread_time() + 0.8\n"
+            "    while time.thread_time() < end:\n"
+            "        sum(range(100))\n"
+            "counted_work()\n"
+            "otelprof.stop()\n"
+            "print('stats ' + json.dumps(otelprof.stats()))\n")
+    r = run_py(["-c", code], tmp_path, env={"OTELPROF_LOG_LEVEL": "debug"})
+    assert r.rc == 0, r.stderr[-3000:]
+    st = json.loads(r.stdout.split("stats ", 1)[1])
+    lines = [l.split("adapter counters:", 1)[1].strip() for l in r.stderr.splitlines()
+             if "otelprof: debug: adapter counters:" in l]
+    assert len(lines) >= 2, r.stderr[-3000:]
+    last = [kv.split("=") for kv in lines[-1].split(",")]
+    assert [k for k, _ in last] == CPYTHON_COUNTERS, lines[-1]
+    assert {k: int(v) for k, v in last} == {k: st[k] for k in CPYTHON_COUNTERS}, (lines[-1], st)
+    assert st["walk_ok"] >= 50 and st["codes_pinned"] >= 1, st
 
 
 def test_context_manager_and_disabled(tmp_path):

@@ -1,5 +1,5 @@
 /* Unit test: configuration parsing and errors, environment mapping, resource attributes, the
- * memory budget and the self-metric names. */
+ * memory budget, adapter counters and the self-metric names. */
 #include "op_config.h"
 #include "op_log.h"
 #include "op_resource.h"
@@ -455,7 +455,7 @@ static void *mem_worker(void *arg) {
     for (int i = 0; i < 100000; i++) {
         size_t n = (size_t)(i % 97) + 1;
         if (op_mem_reserve(n) == 0) {
-            if (__atomic_load_n(&op_stats_g.memory_bytes, __ATOMIC_RELAXED) > 4096)
+            if (op_mem_used() > 4096)
                 __atomic_store_n(&over_cap, 1, __ATOMIC_RELAXED);
             op_mem_release(n);
         }
@@ -469,7 +469,55 @@ static void test_mem_threads(void) {
     for (int i = 0; i < 4; i++) CHECK(pthread_create(&t[i], NULL, mem_worker, NULL) == 0);
     for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
     CHECK(over_cap == 0);
-    CHECK(op_stats_g.memory_bytes == 0);
+    CHECK(op_mem_used() == 0);
+}
+
+/* The exporter's measure of the growing tables and the reservations (core and adapter) are
+ * separate: a new measure never erases a reservation, the cap holds for their sum, and an
+ * adapter can give back only what it reserved. */
+static void test_mem_adapter(void) {
+    otelprof_stats s;
+    op_mem_set_cap(1000);
+    CHECK(op_mem_reserve(300) == 0);             /* the ring, say */
+    op_mem_set_measured(500);                    /* aggregation and symbols */
+    CHECK(otelprof_memory_reserve(150) == 0);
+    otelprof_stats_get(&s);
+    CHECK(s.memory_bytes == 950);
+    CHECK(otelprof_memory_reserve(51) == -1);    /* 1001 > cap: nothing reserved */
+    CHECK(op_mem_used() == 950);
+    op_mem_set_measured(400);                    /* the next measure keeps both reservations */
+    CHECK(op_mem_used() == 850);
+    CHECK(otelprof_memory_reserve(150) == 0);    /* exactly at the cap */
+    CHECK(op_mem_reserve(1) == -1);
+    otelprof_memory_release(1000);               /* more than it holds: only its own 300 */
+    CHECK(op_mem_used() == 700);
+    otelprof_memory_release(1);                  /* holds nothing now */
+    CHECK(op_mem_used() == 700);
+    op_mem_release(300);
+    op_mem_set_measured(0);
+    CHECK(op_mem_used() == 0);
+    op_mem_set_cap(0);                           /* before any start: not refused */
+    CHECK(otelprof_memory_reserve(1u << 30) == 0);
+    otelprof_memory_release(1u << 30);
+    CHECK(op_mem_used() == 0);
+    op_mem_set_cap(64u << 20);
+}
+
+/* Adapter counters as otelprof_stats_counter reports them: in range, by index, live values. */
+static void test_counters(void) {
+    static const char *const names[] = {"alpha", "beta"};
+    static uint64_t values[2];
+    const char *name = NULL;
+    uint64_t v = 7;
+    CHECK(otelprof_stats_counter(0, &name, &v) == -1 && v == 7); /* none published yet */
+    op_stats_publish_counters(names, values, 2);
+    __atomic_fetch_add(&values[1], 3, __ATOMIC_RELAXED);
+    CHECK(otelprof_stats_counter(1, &name, &v) == 0 && strcmp(name, "beta") == 0 && v == 3);
+    CHECK(otelprof_stats_counter(0, &name, &v) == 0 && strcmp(name, "alpha") == 0 && v == 0);
+    CHECK(otelprof_stats_counter(0, NULL, NULL) == 0);
+    CHECK(otelprof_stats_counter(2, &name, &v) == -1 && otelprof_stats_counter(-1, &name, &v) == -1);
+    op_stats_publish_counters(NULL, NULL, 0);
+    CHECK(otelprof_stats_counter(0, &name, &v) == -1);
 }
 
 static void test_mem(void) {
@@ -670,6 +718,8 @@ int main(void) {
     test_resource();
     test_mem();
     test_mem_threads();
+    test_mem_adapter();
+    test_counters();
     test_names();
     test_log();
     if (failures) { printf("test_config: %d failures\n", failures); return 1; }

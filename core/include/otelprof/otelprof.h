@@ -144,12 +144,42 @@ typedef struct otelprof_adapter {
      * undeclared cause) still drops the sample as walk_failed. */
     const char *const *walk_errors;
     int nwalk_errors;
+    /* Optional self-metrics of the adapter (at most OTELPROF_COUNTERS_MAX): counter i is called
+     * counter_names[i] (a static string, e.g. "codes_pinned") and its value is counters[i], which
+     * the adapter updates with relaxed atomic adds (__atomic_fetch_add(&counters[i], 1,
+     * __ATOMIC_RELAXED)), so walk() may count too. The core keeps reading both arrays after the
+     * run (otelprof_stats_counter, the debug "adapter counters:" line): they must live as long
+     * as the process (static storage). More than OTELPROF_COUNTERS_MAX, or a NULL array or name,
+     * makes otelprof_start() fail with OTELPROF_EINVAL. */
+    const char *const *counter_names;
+    uint64_t *counters;
+    int ncounters;
+    /* Optional: bytes the adapter holds for the whole run in tables of fixed size. They count in
+     * otelprof_stats.memory_bytes and come out of max_memory before the core sizes its own tables
+     * from what is left, which must be at least 1 MiB (the least max_memory accepts), or
+     * otelprof_start() fails with OTELPROF_ENOMEM and one line naming max_memory. Tables that
+     * grow during the run use otelprof_memory_reserve() instead. */
+    size_t memory_bytes;
 } otelprof_adapter;
+
+#define OTELPROF_COUNTERS_MAX 32
 
 /* SIGNAL CONTEXT (AS-safe, bounded), for walk() of an adapter with merges_native: when native
  * frames are enabled, writes the interrupted thread's native stack from the signal's ucontext,
  * leaf first, into out (at most max) and returns how many; 0 when native frames are off. */
 OTELPROF_API int otelprof_unwind_native(void *ucontext, otelprof_frame *out, int max);
+
+/* Memory of an adapter's tables that grow during a run (e.g. names kept for code that died),
+ * counted in otelprof_stats.memory_bytes and held to max_memory together with the core's tables
+ * and the adapter's memory_bytes: reserve n bytes before allocating them. Returns 0, or -1 when
+ * the total would pass max_memory, and then nothing is reserved (do without the memory, and count
+ * the refusal). The cap is the current or last run's; before the first start nothing is refused.
+ * Reservations outlive otelprof_stop(): release them when the memory is freed, whenever that is.
+ * Thread-safe, AS-safe (an atomic compare-and-swap loop; no lock, no allocation). */
+OTELPROF_API int otelprof_memory_reserve(size_t n);
+/* Gives back n bytes reserved with otelprof_memory_reserve(); more than the adapter holds is
+ * clamped to what it holds. Thread-safe, AS-safe. */
+OTELPROF_API void otelprof_memory_release(size_t n);
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 /* Starts profiling with cfg (NULL = defaults + environment) and adapter (NULL = native mode:
@@ -376,7 +406,8 @@ typedef struct otelprof_stats {
     uint64_t threads_registered;/* now */
     uint64_t profiles_written;  /* profiles closed and written by at least one output */
     uint64_t bytes_written;     /* bytes of all local files written */
-    uint64_t memory_bytes;      /* bytes held by the core's tables now */
+    uint64_t memory_bytes;      /* bytes held by the core's tables now, with the adapter's
+                                   memory_bytes and its otelprof_memory_reserve() reservations */
     uint64_t memory_cap_bytes;
     /* OTLP/HTTP export; all zero when no endpoint is configured */
     uint64_t export_attempts;       /* HTTP requests made, retries included */
@@ -396,6 +427,12 @@ typedef struct otelprof_stats {
 OTELPROF_API void otelprof_stats_get(otelprof_stats *out);
 /* The label of walk error cause i of the current or last run's adapter, or NULL. Thread-safe. */
 OTELPROF_API const char *otelprof_walk_error_name(int i);
+/* Adapter counter i (0 .. ncounters - 1) of the current or last run's adapter: sets *name (the
+ * adapter's static string) and *value (either may be NULL) and returns 0; -1 when i is out of
+ * range (also when the run had no adapter, or declared no counters; and, never waiting, while a
+ * concurrent otelprof_start() is switching to the next run's). Iterate from 0 until -1: the
+ * ABI-stable way to read an adapter's counters without knowing them. Thread-safe, AS-safe. */
+OTELPROF_API int otelprof_stats_counter(int i, const char **name, uint64_t *value);
 /* Thread-safe, AS-safe: "ring_full", "not_running", ... */
 OTELPROF_API const char *otelprof_drop_reason_name(otelprof_drop_reason r);
 /* Thread-safe, AS-safe: "connect", "timeout", "tls", "retryable", "rejected". */
