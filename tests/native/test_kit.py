@@ -74,12 +74,13 @@ def test_walk_error_causes_keep_the_time_as_error_frames(build_dir, tmp_path):
     assert 25 <= sum(n for s, n in stacks.items() if s[-1] == "kit_frame") <= 35, stacks
 
 
-def test_adapter_data_is_read_back_in_the_signal_handler(build_dir, tmp_path):
+@pytest.mark.parametrize("build", ["plain", "asan"])
+def test_adapter_data_is_read_back_in_the_signal_handler(build_dir, tmp_path, build):
     """Three threads register with data pointing at their own thread-local marker: every walk
     finds its own thread's data (none missing, none another thread's); a conditional unregister
     with another thread's data leaves the thread, with its own removes it; a fork child finds the
     forking thread's data under its new tid; stop removes it all."""
-    r = kit(tmp_path, "data", env={"OTELPROF_INTERVAL": "10ms"})
+    r = kit(tmp_path, "data", env={"OTELPROF_INTERVAL": "10ms"}, build=BUILD_ASAN if build == "asan" else BUILD)
     out = r.stdout
     m = re.search(r"data ok (\d+) bad (\d+) missing (\d+)", out)
     assert m, out
@@ -90,11 +91,13 @@ def test_adapter_data_is_read_back_in_the_signal_handler(build_dir, tmp_path):
         assert line in out, (line, out)
 
 
-def test_frame_lifetime_epochs_release_ids_only_once_named(build_dir, tmp_path):
+@pytest.mark.parametrize("build", ["plain", "asan"])
+def test_frame_lifetime_epochs_release_ids_only_once_named(build_dir, tmp_path, build):
     """Every sample hands the core a new id and keeps the epoch read after handing it over. The
     core must never ask about an id (resolve()) after declaring its epoch released, must release
     as profiles close (100 ms), and must release everything at stop."""
-    r = kit(tmp_path, "epoch", env={"OTELPROF_INTERVAL": "2ms", "OTELPROF_EXPORT_INTERVAL": "100ms"})
+    r = kit(tmp_path, "epoch", env={"OTELPROF_INTERVAL": "2ms", "OTELPROF_EXPORT_INTERVAL": "100ms"},
+            build=BUILD_ASAN if build == "asan" else BUILD)
     m = re.search(r"epoch resolved (\d+) early (\d+) closes (\d+) released (\d+) all_released (\d)", r.stdout)
     assert m, r.stdout
     resolved, early, closes, released, everything = (int(g) for g in m.groups())
