@@ -254,21 +254,30 @@ static void dead_free(dead_code *d) {
     free(d);
 }
 
-/* GIL held, inside the deallocator: the object is still whole. An exception may be set (objects
- * die while one propagates), so it is kept aside while strings are converted. */
+/* GIL held, inside the deallocator or the code watcher: the object is still whole. An exception
+ * may be set (objects die while one propagates), so it is kept aside while strings are
+ * converted. */
 static int dead_keep(PyCodeObject *co, uint32_t gen, uint64_t seen) {
     if (__atomic_load_n(&dead_count, __ATOMIC_RELAXED) >= DEAD_MAX) return -1;
     dead_code *d = calloc(1, sizeof *d);
     if (!d) return -1;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc = PyErr_GetRaisedException(); /* PyErr_Fetch is deprecated from 3.12 */
+#else
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
+#endif /* PY_VERSION_HEX: keeping an exception aside */
     d->code = (uintptr_t)co;
     d->gen = gen & 0xffffu; /* as frame ids carry it */
     d->name = utf8_dup(co->co_qualname);
     d->file = utf8_dup(co->co_filename);
     d->firstline = co->co_firstlineno;
     keep_linetable(d, co);
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
     PyErr_Restore(et, ev, tb);
+#endif /* PY_VERSION_HEX: keeping an exception aside */
     if (!d->name || dead_charge(d, d->name, d->file) < 0) {
         dead_free(d);
         return -1;
@@ -416,41 +425,62 @@ void opy_code_release_all(void) {
     opy_code_release_unpinned();
 }
 
-/* Code objects have no watchers before 3.12, so the cache learns of deaths from the type's
- * deallocator: a code object noted but not yet pinned is marked dead before its memory is freed,
- * and the pinner never touches it. (Pinned ones cannot die: we hold a reference.) Runs with the
- * GIL, so it never races the pinner; it races only handlers on GIL-free threads, through CAS. */
+/* The cache learns of code object deaths before their memory is freed: a code object noted but
+ * not yet pinned is marked dead, and the pinner never touches it. (Pinned ones cannot die: we
+ * hold a reference.) Both ways below run with the GIL, inside code_dealloc, so this never races
+ * the pinner; it races only handlers on GIL-free threads, through CAS. */
+static void code_dying(PyCodeObject *co) {
+    code_slot *s = find((uintptr_t)co);
+    if (!s) return;
+    uint32_t v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+    if (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) {
+        /* Names first: a frame of this generation may be named as soon as the slot is DEAD. */
+        if (dead_keep(co, GEN(v), __atomic_load_n(&s->seen, __ATOMIC_RELAXED)) < 0)
+            OPY_STAT_INC(dead_names_full);
+        while ((PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) &&
+               !__atomic_compare_exchange_n(&s->state, &v, STATE(ST_DEAD, GEN(v)), 0, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE)) {}
+        OPY_STAT_INC(codes_dead);
+    }
+}
+
+/* Before 3.12 (and on 3.12 when every code watcher slot is taken): PyCode_Type's deallocator,
+ * wrapped. */
 static destructor orig_code_dealloc;
 
 static void code_dealloc(PyObject *co) {
-    code_slot *s = find((uintptr_t)co);
-    if (s) {
-        uint32_t v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-        if (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) {
-            /* Names first: a frame of this generation may be named as soon as the slot is DEAD. */
-            if (dead_keep((PyCodeObject *)co, GEN(v), __atomic_load_n(&s->seen, __ATOMIC_RELAXED)) < 0)
-                OPY_STAT_INC(dead_names_full);
-            while ((PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) &&
-                   !__atomic_compare_exchange_n(&s->state, &v, STATE(ST_DEAD, GEN(v)), 0, __ATOMIC_ACQ_REL,
-                                                __ATOMIC_ACQUIRE)) {}
-            OPY_STAT_INC(codes_dead);
-        }
-    }
+    code_dying((PyCodeObject *)co);
     orig_code_dealloc(co);
 }
 
+#if PY_VERSION_HEX >= 0x030C0000
+/* 3.12+: a code watcher, the interpreter's own way: PY_CODE_EVENT_DESTROY is sent by
+ * code_dealloc before it frees anything, with the GIL. The object is being deallocated: nothing
+ * here touches its refcount. */
+static int code_watcher(PyCodeEvent event, PyCodeObject *co) {
+    if (event == PY_CODE_EVENT_DESTROY) code_dying(co);
+    return 0;
+}
+#endif /* PY_VERSION_HEX: code watchers */
+
 void opy_code_watch(void) {
     /* Installed once, never removed: the module is never unloaded (-z nodelete). */
-    if (!orig_code_dealloc) {
-        orig_code_dealloc = PyCode_Type.tp_dealloc;
-        PyCode_Type.tp_dealloc = code_dealloc;
-    }
+    static int watching;
+    if (watching) return;
+    watching = 1;
+#if PY_VERSION_HEX >= 0x030C0000
+    /* Watchers belong to the interpreter start() runs in (the main one, in practice). */
+    if (PyCode_AddWatcher(code_watcher) >= 0) return;
+    PyErr_Clear(); /* all watcher slots in use: fall back to the deallocator */
+#endif /* PY_VERSION_HEX: code watchers */
+    orig_code_dealloc = PyCode_Type.tp_dealloc;
+    PyCode_Type.tp_dealloc = code_dealloc;
 }
 
 /* Takes the GIL from the pinner thread, unless the interpreter is going away (a foreign thread
  * that tries then would block forever or be terminated). */
 static int with_gil_pin(void) {
-    if (!__atomic_load_n(&opy_python_alive, __ATOMIC_ACQUIRE) || _Py_IsFinalizing()) return -1;
+    if (!__atomic_load_n(&opy_python_alive, __ATOMIC_ACQUIRE) || opy_is_finalizing()) return -1;
     PyGILState_STATE g = PyGILState_Ensure();
     opy_code_pin_pending();
     opy_code_release_unpinned();

@@ -13,6 +13,20 @@
 
 #include "opy.h"
 
+/* The versions whose layouts this source knows; a build reads the one it was compiled for. */
+const char *opy_internals_versions(void) {
+    return "3.11, 3.12";
+}
+
+/* Not AS-safe, no GIL needed. The query was private until 3.13 made it public. */
+int opy_is_finalizing(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif /* PY_VERSION_HEX: the finalizing query */
+}
+
 /* ---- safe reads ----------------------------------------------------------------------------- */
 
 /* process_vm_readv on our own pid: the kernel copies or reports EFAULT, so a stale pointer costs
@@ -35,53 +49,20 @@ void opy_safe_read_init(void) {
     if (opy_safe_read(&out, (uintptr_t)&probe, sizeof out) < 0 || out != probe) safe_read_ok = 0;
 }
 
-#if PY_VERSION_HEX >= 0x030C0000 || PY_VERSION_HEX < 0x030B0000
-/* ==== 3.12+ and before 3.11: not supported (3.12 adds shim frames owned by the C stack, 3.13
- * renames f_code to f_executable, 3.14 tags it). The module still imports; start() refuses, so
- * none of this runs. ======================================================================== */
+#if PY_VERSION_HEX >= 0x030D0000
+/* ==== 3.13 and later: not yet. 3.13 keeps the current frame in the thread state itself
+ * (tstate->current_frame, no _PyCFrame), renames f_code to f_executable (not always a code
+ * object) and pushes C-stack-owned frames for more than interpreter entry; 3.14 tags it. The
+ * module still imports; start() refuses, so none of the stubs below runs. =================== */
+#define OPY_INTERNALS_STUB 1
 
-int opy_internals_supported(void) { return 0; }
-
-int opy_walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why) {
-    (void)tstate, (void)stack_hi, (void)out, (void)max;
-    *why = OPY_WALK_NO_FRAMES;
-    return 0;
-}
-int opy_walk_marked(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why) {
-    (void)tstate, (void)stack_hi, (void)out, (void)max;
-    *why = OPY_WALK_NO_FRAMES;
-    return 0;
-}
-
-void opy_code_fingerprint(uintptr_t code, opy_code_fp *out) {
-    (void)code;
-    memset(out, 0, sizeof *out);
-}
-
-int opy_code_validate(uintptr_t code, const opy_code_fp *fp) {
-    (void)code, (void)fp;
-    return 0;
-}
-
-int opy_code_line(void *code, int offset) {
-    (void)code, (void)offset;
-    return 0;
-}
-
-int opy_linetable_line(const uint8_t *table, size_t size, int firstlineno, int offset) {
-    (void)table, (void)size, (void)offset;
-    return firstlineno;
-}
-
-void *opy_current_tstate(void) { return NULL; }
-
-int opy_list_threads(pid_t *tids, void **states, int max) {
-    (void)tids, (void)states, (void)max;
-    return -1;
-}
-
-#else
-/* ==== 3.11 ================================================================================== */
+#elif PY_VERSION_HEX >= 0x030B0000
+/* ==== 3.11 and 3.12 ==========================================================================
+ * Both keep the current frame in tstate->cframe->current_frame, _PyInterpreterFrame linked by
+ * `previous` in per-thread data-stack chunks, one _PyCFrame per _PyEval_EvalFrameDefault
+ * invocation on the C stack, the same code object fields and the same location table. They
+ * differ in where the PyGILState key lives and in how an invocation's first frame is marked;
+ * those two places have ladders of their own. */
 #include "internal/pycore_frame.h"
 #include "internal/pycore_runtime.h"
 
@@ -91,19 +72,26 @@ int opy_internals_supported(void) { return 1; }
 
 /* The PyGILState key holds, per OS thread, the state that thread runs Python with: set when a
  * thread state is created on it (threading, _thread, PyGILState_Ensure from a foreign C thread)
- * and cleared before that state and its frame chunks are freed (tstate_delete_common). So it
- * names exactly the live state of the interrupted thread. pthread_getspecific only reads the
- * thread's own key array: no lock, no allocation. */
+ * and cleared before that state and its frame chunks are freed (tstate_delete_common, in both
+ * versions: unbind_gilstate_tstate comes before clear_datastack). So it names exactly the live
+ * state of the interrupted thread. pthread_getspecific only reads the thread's own key array:
+ * no lock, no allocation. */
 void *opy_current_tstate(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+    /* 3.12 moved the key out of the gilstate struct to the runtime itself. */
+    Py_tss_t *key = &_PyRuntime.autoTSSkey;
+#else
     Py_tss_t *key = &_PyRuntime.gilstate.autoTSSkey;
+#endif /* PY_VERSION_HEX: where the PyGILState key lives */
     if (!PyThread_tss_is_created(key)) return NULL;
     return PyThread_tss_get(key);
 }
 
-/* Without the GIL: the interpreter's lock over its thread list (HEAD_LOCK in pystate.c) keeps
- * every listed state from being unlinked, hence freed, while the list is read. */
+/* Without the GIL: the interpreter's lock over its thread list (HEAD_LOCK in pystate.c, still a
+ * PyThread_type_lock at _PyRuntime.interpreters.mutex in 3.12) keeps every listed state from
+ * being unlinked, hence freed, while the list is read. */
 int opy_list_threads(pid_t *tids, void **states, int max) {
-    if (_Py_IsFinalizing() || !_PyRuntime.interpreters.mutex || !_PyRuntime.interpreters.main) return -1;
+    if (opy_is_finalizing() || !_PyRuntime.interpreters.mutex || !_PyRuntime.interpreters.main) return -1;
     int n = 0;
     PyThread_acquire_lock(_PyRuntime.interpreters.mutex, WAIT_LOCK);
     for (PyThreadState *ts = PyInterpreterState_ThreadHead(_PyRuntime.interpreters.main); ts && n < max;
@@ -116,6 +104,35 @@ int opy_list_threads(pid_t *tids, void **states, int max) {
     PyThread_release_lock(_PyRuntime.interpreters.mutex);
     return n;
 }
+
+/* ---- how an interpreter invocation's run of frames ends ------------------------------------
+ * One _PyEval_EvalFrameDefault invocation runs a whole run of frames (Python-to-Python calls do
+ * not recurse in C); the walk must see where each run ends, to check the chain against the
+ * C frames (each invocation has its _PyCFrame) and to merge native frames. */
+#if PY_VERSION_HEX >= 0x030C0000
+/* 3.12: each invocation first pushes a shim frame of its own, `entry_frame`, a local of
+ * _PyEval_EvalFrameDefault (owner FRAME_OWNED_BY_CSTACK, f_code the interpreter's trampoline
+ * code, whose INTERPRETER_EXIT returns to C), links the frame it was called to run above it and
+ * sets the shim's previous to the older invocation's current frame. The shim is no Python frame
+ * and is never shown; only that entry code creates frames owned by the C stack in 3.12. Frames
+ * no longer carry an is_entry flag. */
+static inline int is_shim(const _PyInterpreterFrame *f) {
+    return f->owner == FRAME_OWNED_BY_CSTACK;
+}
+static inline int ends_run(const _PyInterpreterFrame *f) {
+    return f->owner == FRAME_OWNED_BY_CSTACK;
+}
+#else
+/* 3.11: the frame an invocation was called to run carries is_entry, and its previous is the
+ * older invocation's current frame. */
+static inline int is_shim(const _PyInterpreterFrame *f) {
+    (void)f;
+    return 0;
+}
+static inline int ends_run(const _PyInterpreterFrame *f) {
+    return f->is_entry;
+}
+#endif /* PY_VERSION_HEX: how a run ends */
 
 /* The part of _PyInterpreterFrame before the locals: what the walk reads. */
 #define FRAME_HDR offsetof(_PyInterpreterFrame, localsplus)
@@ -152,11 +169,17 @@ static int in_ranges(const range *r, int n, uintptr_t p, size_t len) {
     return 0;
 }
 
+/* Between this handler's frame (sp) and the top of the thread's stack: mapped, the live C frames
+ * of the interrupted code. 0 when the top is unknown. */
+static int on_stack(uintptr_t p, size_t len, uintptr_t sp, uintptr_t stack_hi) {
+    return stack_hi && p >= sp && p + len <= stack_hi && !(p & 7);
+}
+
 /* A _PyCFrame lives in an active _PyEval_EvalFrameDefault's C stack frame (above our own
  * handler frame on the same stack) or is the thread state's root; anything else is read safely. */
 static int read_cframe(PyThreadState *ts, _PyCFrame *c, uintptr_t sp, uintptr_t stack_hi, _PyCFrame *out) {
     uintptr_t p = (uintptr_t)c;
-    if (c == &ts->root_cframe || (stack_hi && p >= sp && p + sizeof *out <= stack_hi && !(p & 7))) {
+    if (c == &ts->root_cframe || on_stack(p, sizeof *out, sp, stack_hi)) {
         memcpy(out, c, sizeof *out);
         return 0;
     }
@@ -164,11 +187,12 @@ static int read_cframe(PyThreadState *ts, _PyCFrame *c, uintptr_t sp, uintptr_t 
 }
 
 /* The walk trusts nothing it cannot check: _PyEval_EvalFrameDefault publishes its _PyCFrame
- * (tstate->cframe = &cframe) a few instructions before it fills in current_frame and previous,
- * and a frame's `previous` is set when it is linked. So every frame is copied from a live
- * data-stack range or through a safe read, and the chain must meet each C frame's boundary:
- * an entry frame's previous is the older C frame's current frame, and the walk ends at the root.
- * A sample caught mid-push fails that test and is dropped (counted). */
+ * (tstate->cframe = &cframe) a few instructions before it fills in current_frame (and, in
+ * 3.12, its shim frame), and a frame's `previous` is set when it is linked. So every frame is
+ * copied from a live data-stack range, from the live C stack (3.12's shims) or through a safe
+ * read, and the chain must meet each C frame's boundary: where a run ends, the next frame is
+ * the older C frame's current frame, and the walk ends at the root. A sample caught mid-push
+ * fails that test and is dropped (counted). */
 static int walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why, int marks) {
     PyThreadState *ts = tstate;
     uintptr_t sp = (uintptr_t)&ts; /* this handler frame: every live C frame of the thread is above */
@@ -184,37 +208,48 @@ static int walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, i
         *why = OPY_WALK_NO_FRAMES;
         return 0;
     }
-    int n = 0;
+    int n = 0, run = 0; /* out[run..n) are the current run's frames */
     /* Bound the work even when incomplete frames are skipped or memory is garbage. */
     for (int steps = 0; f && steps < 4 * max + 64; steps++) {
         union {
             _PyInterpreterFrame fr;
             char bytes[FRAME_HDR];
         } h;
-        if (in_ranges(r, nr, f, FRAME_HDR)) memcpy(&h, (const void *)f, FRAME_HDR);
+        if (in_ranges(r, nr, f, FRAME_HDR) || on_stack(f, FRAME_HDR, sp, stack_hi))
+            memcpy(&h, (const void *)f, FRAME_HDR);
         else if (opy_safe_read(&h, f, FRAME_HDR) < 0) {
             *why = OPY_WALK_UNREADABLE;
             return 0;
         }
-        uintptr_t code = (uintptr_t)h.fr.f_code;
-        intptr_t off = (intptr_t)h.fr.prev_instr - (intptr_t)(code + offsetof(PyCodeObject, co_code_adaptive));
-        /* prev_instr is one code unit before the code for a frame that has not started (an
-         * incomplete frame): skip it. Generator frames are always complete. */
-        int incomplete = h.fr.owner != FRAME_OWNED_BY_GENERATOR && off < 0;
-        if (!incomplete && code) {
-            if (n == max) break; /* the core marks the cut */
-            out[n].code = code;
-            out[n].offset = (off >= 0 && off < (1 << 28)) ? (int32_t)off : -1;
-            out[n].entry = h.fr.is_entry != 0;
-            n++;
-        } else if (marks && h.fr.is_entry) {
-            if (n == max) break;
-            out[n].code = 0;
-            out[n].offset = -1;
-            out[n].entry = 1;
-            n++;
+        if (!is_shim(&h.fr)) {
+            uintptr_t code = (uintptr_t)h.fr.f_code;
+            intptr_t off = (intptr_t)h.fr.prev_instr - (intptr_t)(code + offsetof(PyCodeObject, co_code_adaptive));
+            /* prev_instr is one code unit before the code for a frame that has not started (an
+             * incomplete frame): skip it. Generator frames are always complete. (CPython's own
+             * test also counts frames still in their prologue, before _co_firsttraceable, as
+             * incomplete; telling those apart would mean reading the code object.) */
+            int incomplete = h.fr.owner != FRAME_OWNED_BY_GENERATOR && off < 0;
+            if (!incomplete && code) {
+                if (n == max) break; /* the core marks the cut */
+                out[n].code = code;
+                out[n].offset = (off >= 0 && off < (1 << 28)) ? (int32_t)off : -1;
+                out[n].entry = 0;
+                n++;
+            }
         }
-        if (h.fr.is_entry) {
+        if (ends_run(&h.fr)) {
+            /* Walking leaf first, the run's oldest frame shown is its entry frame; a run with
+             * none (its frame not started yet, or returned: a 3.12 shim on top) leaves a mark. */
+            if (n > run) {
+                out[n - 1].entry = 1;
+            } else if (marks) {
+                if (n == max) break;
+                out[n].code = 0;
+                out[n].offset = -1;
+                out[n].entry = 1;
+                n++;
+            }
+            run = n;
             _PyCFrame *older = cf.previous;
             if (!older || read_cframe(ts, older, sp, stack_hi, &cf) < 0 ||
                 (uintptr_t)cf.current_frame != (uintptr_t)h.fr.previous) {
@@ -294,7 +329,7 @@ int opy_code_validate(uintptr_t code, const opy_code_fp *fp) {
            c.co.co_firstlineno == fp->firstlineno;
 }
 
-/* Location table (PEP 626/657, 3.11 format, Objects/locations.md): entries start with a byte
+/* Location table (PEP 626/657, Objects/locations.md; 3.12 kept 3.11's format): entries start with a byte
  * 1cccclll (code c, length l+1 code units); the line delta depends on the code: 0-9 none (one
  * column byte follows), 10-12 delta c-10, 13 and 14 a signed varint (14 also carries end line
  * and columns), 15 no location. Varints are 6-bit groups, least significant first, 0x40 = more. */
@@ -347,8 +382,54 @@ int opy_code_line(void *codeobj, int offset) {
                               co->co_firstlineno, offset);
 }
 
-#endif /* PY_VERSION_HEX */
+#else
+/* ==== before 3.11: not supported (frames were PyFrameObjects, a different world). ========== */
+#define OPY_INTERNALS_STUB 1
 
-const char *opy_internals_versions(void) {
-    return "3.11";
+#endif /* PY_VERSION_HEX: 3.13+, 3.11-3.12, older */
+
+#ifdef OPY_INTERNALS_STUB
+/* A version this build cannot read: start() refuses (opy_internals_supported() is 0), so these
+ * exist only to link. */
+
+int opy_internals_supported(void) { return 0; }
+
+int opy_walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why) {
+    (void)tstate, (void)stack_hi, (void)out, (void)max;
+    *why = OPY_WALK_NO_FRAMES;
+    return 0;
 }
+int opy_walk_marked(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why) {
+    (void)tstate, (void)stack_hi, (void)out, (void)max;
+    *why = OPY_WALK_NO_FRAMES;
+    return 0;
+}
+
+void opy_code_fingerprint(uintptr_t code, opy_code_fp *out) {
+    (void)code;
+    memset(out, 0, sizeof *out);
+}
+
+int opy_code_validate(uintptr_t code, const opy_code_fp *fp) {
+    (void)code, (void)fp;
+    return 0;
+}
+
+int opy_code_line(void *code, int offset) {
+    (void)code, (void)offset;
+    return 0;
+}
+
+int opy_linetable_line(const uint8_t *table, size_t size, int firstlineno, int offset) {
+    (void)table, (void)size, (void)offset;
+    return firstlineno;
+}
+
+void *opy_current_tstate(void) { return NULL; }
+
+int opy_list_threads(pid_t *tids, void **states, int max) {
+    (void)tids, (void)states, (void)max;
+    return -1;
+}
+
+#endif /* OPY_INTERNALS_STUB */

@@ -14,7 +14,7 @@
 
 /* 1 when this build knows the running interpreter's frame layout. Thread-safe, AS-safe. */
 int opy_internals_supported(void);
-/* "3.11" etc: the versions whose internals this build reads. */
+/* "3.11, 3.12": the versions whose internals this source knows (a build reads its own). */
 const char *opy_internals_versions(void);
 
 /* One Python frame as captured in signal context: the code object's address (never
@@ -22,7 +22,8 @@ const char *opy_internals_versions(void);
 typedef struct opy_raw_frame {
     uintptr_t code;  /* 0 only for an entry mark (see opy_walk) */
     int32_t offset;
-    int32_t entry;   /* 1: the newest frame of one _PyEval_EvalFrameDefault invocation's run */
+    int32_t entry;   /* 1: the oldest frame of one _PyEval_EvalFrameDefault invocation's run
+                      * (the last of the run, leaf first) */
 } opy_raw_frame;
 
 /* Why a walk stopped early; each reaches stats() through opy_walk_stats. */
@@ -39,8 +40,9 @@ enum {
  * top of the thread's C stack (0 = unknown). Never dereferences a code object. */
 int opy_walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why);
 /* The same, keeping the boundaries between interpreter invocations exact for merging with
- * native frames: the entry frame of each invocation has entry = 1, and an invocation whose only
- * frame has not started yet (skipped by opy_walk) leaves an entry mark {code = 0, entry = 1}. */
+ * native frames: the entry frame of each invocation has entry = 1, and an invocation with no
+ * frame to show (its only frame has not started yet, or, in 3.12, has returned and left the
+ * invocation's shim frame on top) leaves an entry mark {code = 0, entry = 1}. */
 int opy_walk_marked(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why);
 
 /* What identifies a code object well enough to tell it from a successor at the same address. */
@@ -71,6 +73,10 @@ void *opy_current_tstate(void);
 /* Not AS-safe, no GIL needed: native ids and states of the main interpreter's threads, at most
  * max; -1 when the interpreter is finalizing. The states may be gone once this returns. */
 int opy_list_threads(pid_t *tids, void **states, int max);
+
+/* 1 once the interpreter has begun finalizing (threads of ours must not take the GIL then).
+ * Not AS-safe, no GIL needed. */
+int opy_is_finalizing(void);
 
 /* AS-safe: copies n bytes from src, returning -1 instead of faulting when src is not readable. */
 int opy_safe_read(void *dst, uintptr_t src, size_t n);

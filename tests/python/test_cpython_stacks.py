@@ -102,6 +102,37 @@ def test_line_decoder_matches_the_interpreter():
     assert checked > 10000
 
 
+CODE_DEATHS = r"""
+import ctypes, time, types
+import otelprof
+def dealloc():  # PyCodeObject's type's tp_dealloc: the sixth word of PyTypeObject
+    return ctypes.c_void_p.from_address(id(types.CodeType) + 6 * ctypes.sizeof(ctypes.c_void_p)).value
+before = dealloc()
+otelprof.start(interval="10ms")
+for i in range(300):
+    ns = {}  # apart from the globals: no cycle, so f and its code die at the del
+    exec("def f():\n    end = time.thread_time() + 0.003\n    while time.thread_time() < end: pass\n",
+         {"time": time}, ns)
+    ns["f"]()
+    del ns
+dead = otelprof.stats()["codes_dead"]
+wrapped = dealloc() != before
+otelprof.stop()
+print("wrapped %d dead %d" % (wrapped, dead))
+"""
+
+
+def test_code_deaths_from_a_watcher_on_3_12(tmp_path):
+    """Code objects that die before they are pinned are learnt of from a code watcher on 3.12+
+    (PyCode_Type is left alone) and from the wrapped deallocator before."""
+    r = run_py(["-c", CODE_DEATHS], tmp_path)
+    assert r.rc == 0, r.stderr
+    m = re.search(r"wrapped (\d) dead (\d+)", r.stdout)
+    assert m, r.stdout + r.stderr
+    assert int(m.group(1)) == (sys.version_info < (3, 12)), r.stdout
+    assert int(m.group(2)) >= 20, r.stdout  # the deaths were seen
+
+
 def test_api_errors_and_stats():
     with pytest.raises(ValueError, match="mode"):
         otelprof.start(mode="bogus")
