@@ -42,3 +42,6 @@ fi
 echo "setup: pip install . (otelprof for $("$PY" -c 'import sys; print(sys.version.split()[0])'))"
 PIP_ROOT_USER_ACTION=ignore "$PY" -m pip install -q .
 "$PY" -c 'import otelprof'
+
+# The other CPython versions the adapter supports, each in a venv under build/.
+bash scripts/python_versions.sh setup

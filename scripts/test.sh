@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds (normal and ASan/UBSan), runs the unit tests
-# under ctest in both builds, then the integration tests under pytest.
+# under ctest in both builds, then the integration tests under pytest, then the CPython adapter's
+# tests on each other supported CPython version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -18,3 +19,11 @@ python3 bench/run all --quick
 
 echo "== integration tests (pytest)"
 python3 -m pytest -q tests "$@"
+
+# The CPython adapter's tests again on every other supported version (scripts/python_versions.sh).
+versions=$(bash scripts/python_versions.sh list)
+while read -r version py; do
+  [ -n "$version" ] || continue
+  echo "== CPython $version adapter tests (pytest, $py)"
+  "$py" -m pytest -q tests/python "$@" </dev/null
+done <<<"$versions"
