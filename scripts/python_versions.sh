@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The CPython versions the adapter is tested on besides the default interpreter, each in its own
-# virtual environment under build/ (pyenv's interpreters from the machine image).
-#   scripts/python_versions.sh list          prints "<version> <venv python>" per version
+# virtual environment under build/ (pyenv's interpreters from the machine image), and the newer
+# versions it does not support yet, installed so that the tests can check they are refused.
+#   scripts/python_versions.sh list          prints "<version> <venv python>" per supported version
+#   scripts/python_versions.sh path V        prints version V's venv python
 #   scripts/python_versions.sh setup         creates the venvs, installs test requirements and
 #                                            the package (pip install .) into each
 # A version whose interpreter is missing is reported; under CI=true that is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VERSIONS=(3.12)
+VERSIONS=(3.12)     # supported: the whole Python suite runs on each
+REFUSED=(3.13)      # builds and installs; start() refuses (tests/python/test_cpython_versions.py)
 
 interpreter() {
   local v=$1 root p
@@ -32,8 +35,12 @@ list)
     if [ -x "$venv/bin/python" ]; then echo "$v $venv/bin/python"; else missing "$v"; fi
   done
   ;;
+path)
+  venv=build/py${2:?version}
+  if [ -x "$venv/bin/python" ]; then echo "$venv/bin/python"; else missing "$2"; exit 1; fi
+  ;;
 setup)
-  for v in "${VERSIONS[@]}"; do
+  for v in "${VERSIONS[@]}" "${REFUSED[@]}"; do
     py=$(interpreter "$v") || { missing "$v"; continue; }
     venv=build/py$v
     [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
