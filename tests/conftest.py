@@ -82,11 +82,16 @@ def run_profiled(cmd, tmp_path, env=None, preload=True, build=BUILD, timeout=120
 def check_sigprof_app(base, action, calls, cpu_ms, samples, what):
     """An application's own SIGPROF use under the profiler (tests/native/api_sigprof.c and
     tests/python/workloads/sigprof_app.py): its handler runs as often per CPU second as unprofiled
-    (base, +-10%) when it arms its own timer, never otherwise; the profiler still samples (1.5 s of
+    (base, +-25%) when it arms its own timer, never otherwise; the profiler still samples (1.5 s of
     CPU at 10 ms is 150 samples)."""
     if action == "handler":
+        # ITIMER_PROF advances by scheduler ticks (4 ms here), CPU time is exact: a tick that lands
+        # while one of the profiler's short-lived threads runs charges a whole tick. Unloaded, 10
+        # runs of the wall-mode case gave 0.991-1.005 of the unprofiled rate; under a load average
+        # of ~5, 1.13 was seen. The defects this guards against (signals taken from the
+        # application, or added to it) move the rate by half or more, so +-25% keeps them caught.
         rate = calls * 1000.0 / cpu_ms
-        assert 0.9 * base <= rate <= 1.1 * base, (
+        assert 0.75 * base <= rate <= 1.25 * base, (
             f"{what}: the application's handler ran {rate:.1f}/CPU-s, {base:.1f} unprofiled")
     else:
         assert calls == 0, f"{what}: the application's handler saw {calls} signals it never asked for"
