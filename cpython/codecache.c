@@ -115,6 +115,24 @@ int opy_code_pending(void) {
     return __atomic_load_n(&pending, __ATOMIC_RELAXED) != 0;
 }
 
+/* SIGNAL CONTEXT. A NEW or PINNED slot's fingerprint is complete (published by the CAS that
+ * made it NEW) and describes the object at that address until it dies, which marks the slot DEAD
+ * first; the walk asks about code its own interrupted thread keeps alive. Any other phase: not
+ * known (yet). */
+int opy_code_cached_prologue(uintptr_t code) {
+    uint32_t h = hash_code(code);
+    for (uint32_t i = 0; i < PROBES; i++) {
+        code_slot *s = &slots[(h + i) & (SLOTS - 1)];
+        uintptr_t c = __atomic_load_n(&s->code, __ATOMIC_ACQUIRE);
+        if (c == 0) return -1;
+        if (c != code) continue;
+        uint32_t v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        if ((PHASE(v) != ST_NEW && PHASE(v) != ST_PINNED) || !s->fp.ok) return -1;
+        return s->fp.prologue;
+    }
+    return -1;
+}
+
 static char *utf8_dup(PyObject *s) {
     if (!s || !PyUnicode_Check(s)) return NULL;
     const char *u = PyUnicode_AsUTF8(s);

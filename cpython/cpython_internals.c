@@ -2,7 +2,10 @@
  * walk run in the signal handler, code object fingerprints and the location-table decoder.
  * The rest of the adapter sees only the version-neutral functions declared in opy.h. */
 #define PY_SSIZE_T_CLEAN
-#define Py_BUILD_CORE 1
+/* The internal headers need Py_BUILD_CORE; _MODULE (which implies it) makes their inline helpers
+ * reach the current thread state through the exported _PyThreadState_GetCurrent() rather than the
+ * thread-local _Py_tss_tstate, which libpython 3.12+ does not export (the import would fail). */
+#define Py_BUILD_CORE_MODULE 1
 #include <Python.h>
 
 #include <errno.h>
@@ -15,7 +18,7 @@
 
 /* The versions whose layouts this source knows; a build reads the one it was compiled for. */
 const char *opy_internals_versions(void) {
-    return "3.11, 3.12";
+    return "3.11, 3.12, 3.13";
 }
 
 /* Not AS-safe, no GIL needed. The query was private until 3.13 made it public. */
@@ -49,20 +52,22 @@ void opy_safe_read_init(void) {
     if (opy_safe_read(&out, (uintptr_t)&probe, sizeof out) < 0 || out != probe) safe_read_ok = 0;
 }
 
-#if PY_VERSION_HEX >= 0x030D0000
-/* ==== 3.13 and later: not yet. 3.13 keeps the current frame in the thread state itself
- * (tstate->current_frame, no _PyCFrame), renames f_code to f_executable (not always a code
- * object) and pushes C-stack-owned frames for more than interpreter entry; 3.14 tags it. The
- * module still imports; start() refuses, so none of the stubs below runs. =================== */
+#if PY_VERSION_HEX >= 0x030E0000 || defined(Py_GIL_DISABLED)
+/* ==== 3.14 and later, and free-threaded builds: not yet. 3.14 tags f_executable (a stack
+ * reference, not a plain pointer) and moves fields again; a free-threaded build has 32-byte
+ * object headers, many threads running at once and no GIL to make the pinner's "validate, then
+ * INCREF" atomic. The module still imports; start() refuses, so none of the stubs below runs. */
 #define OPY_INTERNALS_STUB 1
 
 #elif PY_VERSION_HEX >= 0x030B0000
-/* ==== 3.11 and 3.12 ==========================================================================
- * Both keep the current frame in tstate->cframe->current_frame, _PyInterpreterFrame linked by
- * `previous` in per-thread data-stack chunks, one _PyCFrame per _PyEval_EvalFrameDefault
- * invocation on the C stack, the same code object fields and the same location table. They
- * differ in where the PyGILState key lives and in how an invocation's first frame is marked;
- * those two places have ladders of their own. */
+/* ==== 3.11, 3.12 and 3.13 ====================================================================
+ * All three link _PyInterpreterFrame by `previous` in per-thread data-stack chunks (generators'
+ * frames in the generator object), run a whole run of frames per _PyEval_EvalFrameDefault
+ * invocation, and keep the same code object fields and location table. They differ in where
+ * the current frame is found and how a run's end is marked (3.11/3.12: a _PyCFrame per
+ * invocation; 3.13: an entry frame on the C stack), where the PyGILState key lives, which lock
+ * guards the thread list, and how a frame names its code and instruction; each of those has an
+ * inner ladder, newest first. */
 #include "internal/pycore_frame.h"
 #include "internal/pycore_runtime.h"
 
@@ -72,28 +77,42 @@ int opy_internals_supported(void) { return 1; }
 
 /* The PyGILState key holds, per OS thread, the state that thread runs Python with: set when a
  * thread state is created on it (threading, _thread, PyGILState_Ensure from a foreign C thread)
- * and cleared before that state and its frame chunks are freed (tstate_delete_common, in both
- * versions: unbind_gilstate_tstate comes before clear_datastack). So it names exactly the live
- * state of the interrupted thread. pthread_getspecific only reads the thread's own key array:
- * no lock, no allocation. */
+ * and cleared before that state and its frame chunks are freed (tstate_delete_common, in every
+ * version here: unbind_gilstate_tstate comes before clear_datastack). So it names exactly the
+ * live state of the interrupted thread. pthread_getspecific only reads the thread's own key
+ * array: no lock, no allocation. 3.12+ also keeps a thread-local _Py_tss_tstate, but that is the
+ * *attached* state: NULL whenever the thread released the GIL (blocking I/O, hashing, any C code
+ * in Py_BEGIN_ALLOW_THREADS), exactly the time that must still be attributed to its frames, and
+ * it is not exported. */
 void *opy_current_tstate(void) {
 #if PY_VERSION_HEX >= 0x030C0000
     /* 3.12 moved the key out of the gilstate struct to the runtime itself. */
     Py_tss_t *key = &_PyRuntime.autoTSSkey;
 #else
     Py_tss_t *key = &_PyRuntime.gilstate.autoTSSkey;
-#endif /* PY_VERSION_HEX: where the PyGILState key lives */
+#endif /* PY_VERSION_HEX >= 0x030C0000: where the PyGILState key lives */
     if (!PyThread_tss_is_created(key)) return NULL;
     return PyThread_tss_get(key);
 }
 
-/* Without the GIL: the interpreter's lock over its thread list (HEAD_LOCK in pystate.c, still a
- * PyThread_type_lock at _PyRuntime.interpreters.mutex in 3.12) keeps every listed state from
- * being unlinked, hence freed, while the list is read. */
+/* Without the GIL: the interpreter's lock over its thread list (HEAD_LOCK in pystate.c) keeps
+ * every listed state from being unlinked, hence freed, while the list is read. os.fork() takes
+ * it too, so the listing stays short and never waits for anything else while holding it. */
 int opy_list_threads(pid_t *tids, void **states, int max) {
-    if (opy_is_finalizing() || !_PyRuntime.interpreters.mutex || !_PyRuntime.interpreters.main) return -1;
+    if (opy_is_finalizing() || !_PyRuntime.interpreters.main) return -1;
+#if PY_VERSION_HEX >= 0x030D0000
+    /* 3.13: a one-byte PyMutex. The exported PyMutex_Lock would detach a thread state attached
+     * on this thread while it waits; the pinner calls this with none attached, so it is a plain
+     * wait, as CPython's own HEAD_LOCK (_Py_LOCK_DONT_DETACH) is. */
+    PyMutex *lock = &_PyRuntime.interpreters.mutex;
+    PyMutex_Lock(lock);
+#else
+    /* 3.11, 3.12: a PyThread_type_lock, allocated at runtime init. */
+    PyThread_type_lock lock = _PyRuntime.interpreters.mutex;
+    if (!lock) return -1;
+    PyThread_acquire_lock(lock, WAIT_LOCK);
+#endif /* PY_VERSION_HEX >= 0x030D0000: taking HEAD_LOCK */
     int n = 0;
-    PyThread_acquire_lock(_PyRuntime.interpreters.mutex, WAIT_LOCK);
     for (PyThreadState *ts = PyInterpreterState_ThreadHead(_PyRuntime.interpreters.main); ts && n < max;
          ts = PyThreadState_Next(ts)) {
         if (ts->native_thread_id <= 0) continue;
@@ -101,38 +120,15 @@ int opy_list_threads(pid_t *tids, void **states, int max) {
         states[n] = ts;
         n++;
     }
-    PyThread_release_lock(_PyRuntime.interpreters.mutex);
+#if PY_VERSION_HEX >= 0x030D0000
+    PyMutex_Unlock(lock);
+#else
+    PyThread_release_lock(lock);
+#endif /* PY_VERSION_HEX >= 0x030D0000: releasing HEAD_LOCK */
     return n;
 }
 
-/* ---- how an interpreter invocation's run of frames ends ------------------------------------
- * One _PyEval_EvalFrameDefault invocation runs a whole run of frames (Python-to-Python calls do
- * not recurse in C); the walk must see where each run ends, to check the chain against the
- * C frames (each invocation has its _PyCFrame) and to merge native frames. */
-#if PY_VERSION_HEX >= 0x030C0000
-/* 3.12: each invocation first pushes a shim frame of its own, `entry_frame`, a local of
- * _PyEval_EvalFrameDefault (owner FRAME_OWNED_BY_CSTACK, f_code the interpreter's trampoline
- * code, whose INTERPRETER_EXIT returns to C), links the frame it was called to run above it and
- * sets the shim's previous to the older invocation's current frame. The shim is no Python frame
- * and is never shown; only that entry code creates frames owned by the C stack in 3.12. Frames
- * no longer carry an is_entry flag. */
-static inline int is_shim(const _PyInterpreterFrame *f) {
-    return f->owner == FRAME_OWNED_BY_CSTACK;
-}
-static inline int ends_run(const _PyInterpreterFrame *f) {
-    return f->owner == FRAME_OWNED_BY_CSTACK;
-}
-#else
-/* 3.11: the frame an invocation was called to run carries is_entry, and its previous is the
- * older invocation's current frame. */
-static inline int is_shim(const _PyInterpreterFrame *f) {
-    (void)f;
-    return 0;
-}
-static inline int ends_run(const _PyInterpreterFrame *f) {
-    return f->is_entry;
-}
-#endif /* PY_VERSION_HEX: how a run ends */
+/* ---- where frames live ---------------------------------------------------------------------- */
 
 /* The part of _PyInterpreterFrame before the locals: what the walk reads. */
 #define FRAME_HDR offsetof(_PyInterpreterFrame, localsplus)
@@ -175,6 +171,173 @@ static int on_stack(uintptr_t p, size_t len, uintptr_t sp, uintptr_t stack_hi) {
     return stack_hi && p >= sp && p + len <= stack_hi && !(p & 7);
 }
 
+/* A frame header from a live data-stack range or the live C stack is copied; anything else (a
+ * generator's frame on the heap, or a pointer caught mid-update) is read safely. */
+static int read_frame(uintptr_t f, const range *r, int nr, uintptr_t sp, uintptr_t stack_hi, void *out) {
+    if (in_ranges(r, nr, f, FRAME_HDR) || on_stack(f, FRAME_HDR, sp, stack_hi)) {
+        memcpy(out, (const void *)f, FRAME_HDR);
+        return 0;
+    }
+    return opy_safe_read(out, f, FRAME_HDR);
+}
+
+/* Walking leaf first, a run's oldest frame shown is its entry frame; a run with none (its frame
+ * not started yet, or returned: the invocation's entry frame or shim on top) leaves a mark, so
+ * there is one run per _PyEval_EvalFrameDefault native frame (native_merge.c). Returns the new
+ * count, or -1 when out is full. */
+static int end_run(opy_raw_frame *out, int n, int run, int max, int marks) {
+    if (n > run) {
+        out[n - 1].entry = 1;
+    } else if (marks) {
+        if (n == max) return -1;
+        out[n].code = 0;
+        out[n].offset = -1;
+        out[n].entry = 1;
+        n++;
+    }
+    return n;
+}
+
+#if PY_VERSION_HEX >= 0x030D0000
+/* ---- 3.13: the walk -------------------------------------------------------------------------
+ * The current frame is tstate->current_frame (no _PyCFrame any more). Each
+ * _PyEval_EvalFrameDefault invocation fills a local `entry_frame` in its own C stack frame
+ * (owner FRAME_OWNED_BY_CSTACK, f_executable Py_None, instr_ptr into a static trampoline) and
+ * links the first frame it runs above it; the entry frame's previous is the older invocation's
+ * current frame, NULL for the outermost. So entry frames mark where each run ends, replace 3.11's
+ * _PyCFrame check, and the chain always ends right after one. */
+
+/* A code object's prologue (_co_firsttraceable, in code units: MAKE_CELL, COPY_FREE_VARS,
+ * RETURN_GENERATOR and POP_TOP before the first RESUME), or -1 when exe is not a code object,
+ * -2 when it cannot be read. Known code objects answer from the code cache's fingerprint (the
+ * value is immutable), so a sample costs one system call per code object at first sight only;
+ * a slot there describes the live object at that address (deaths are marked before the memory
+ * is freed). */
+static int code_prologue(uintptr_t exe) {
+    int p = opy_code_cached_prologue(exe);
+    if (p >= 0) return p;
+    union {
+        PyCodeObject co;
+        char bytes[offsetof(PyCodeObject, _co_firsttraceable) + sizeof(int)];
+    } c;
+    if (opy_safe_read(&c, exe, sizeof c.bytes) < 0) return -2;
+    if (Py_TYPE(&c.co) != &PyCode_Type) return -1;
+    return c.co._co_firsttraceable >= 0 ? c.co._co_firsttraceable : 0;
+}
+
+/* Nothing in the chain is trusted unchecked: a frame's `previous` is set when it is linked and
+ * the compiler may order the entry frame's stores differently from 3.13.0's build. So every
+ * frame is copied from a live range or read safely, each entry frame must look like one (on this
+ * thread's C stack, 8-aligned, above the newer entry frames, f_executable Py_None), and the
+ * chain must end right after an entry frame. A sample caught mid-push fails and is dropped. */
+static int walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why, int marks) {
+    PyThreadState *ts = tstate;
+    uintptr_t sp = (uintptr_t)&ts; /* this handler frame: every live C frame of the thread is above */
+    range r[MAX_CHUNKS];
+    int nr = chunk_ranges(ts, r);
+    uintptr_t f = (uintptr_t)ts->current_frame;
+    if (!f) {
+        *why = OPY_WALK_NO_FRAMES;
+        return 0;
+    }
+    int n = 0, run = 0;       /* out[run..n) are the current run's frames */
+    uintptr_t last_entry = 0; /* the newest entry frame met so far */
+    int after_entry = 0;      /* the frame just walked was an entry frame */
+    /* Bound the work even when incomplete frames are skipped or memory is garbage. */
+    for (int steps = 0; f && steps < 4 * max + 64; steps++) {
+        union {
+            _PyInterpreterFrame fr;
+            char bytes[FRAME_HDR];
+        } h;
+        if (read_frame(f, r, nr, sp, stack_hi, &h) < 0) {
+            *why = OPY_WALK_UNREADABLE;
+            return 0;
+        }
+        if (h.fr.owner == FRAME_OWNED_BY_CSTACK) {
+            /* The C stack grows down: older invocations' entry frames lie at higher addresses,
+             * all above this handler's frame and below the stack's top (when known). */
+            if ((f & 7) || f < sp || (stack_hi && f + FRAME_HDR > stack_hi) || f <= last_entry ||
+                h.fr.f_executable != Py_None) {
+                *why = OPY_WALK_INCONSISTENT;
+                return 0;
+            }
+            int m = end_run(out, n, run, max, marks);
+            if (m < 0) break; /* the core marks the cut */
+            n = run = m;
+            last_entry = f;
+            after_entry = 1;
+        } else {
+            after_entry = 0;
+            uintptr_t exe = (uintptr_t)h.fr.f_executable;
+            int prologue = exe ? code_prologue(exe) : -1;
+            if (prologue == -2) {
+                *why = OPY_WALK_UNREADABLE;
+                return 0;
+            }
+            if (prologue == -1) {
+                /* Not a code object: 3.13.0 pushes none such, but the runtime lists other
+                 * executable kinds (PyUnstable_ExecutableKinds). No Python frame to show. */
+                OPY_STAT_INC(frames_not_code);
+            } else {
+                /* instr_ptr is the instruction running now (a caller's CALL), so its offset
+                 * indexes the location table as is. A frame not started yet is at offset 0 and
+                 * one still in its prologue below _co_firsttraceable: both incomplete, as in
+                 * _PyFrame_IsIncomplete, and skipped (this also skips the `__init__`
+                 * trampoline frame CALL_ALLOC_AND_ENTER_INIT pushes). Generator frames are
+                 * always complete. */
+                intptr_t off =
+                    (intptr_t)h.fr.instr_ptr - (intptr_t)(exe + offsetof(PyCodeObject, co_code_adaptive));
+                int incomplete = h.fr.owner != FRAME_OWNED_BY_GENERATOR &&
+                                 off < (intptr_t)prologue * (intptr_t)sizeof(_Py_CODEUNIT);
+                if (!incomplete) {
+                    if (n == max) break; /* the core marks the cut */
+                    out[n].code = exe;
+                    out[n].offset = (off >= 0 && off < (1 << 28)) ? (int32_t)off : -1;
+                    out[n].entry = 0;
+                    n++;
+                }
+            }
+        }
+        f = (uintptr_t)h.fr.previous;
+    }
+    if (!f && !after_entry) {
+        *why = OPY_WALK_INCONSISTENT;
+        return 0;
+    }
+    *why = n ? OPY_WALK_OK : OPY_WALK_NO_FRAMES;
+    return n;
+}
+
+#else
+/* ---- 3.11 and 3.12: the walk ----------------------------------------------------------------
+ * The current frame is tstate->cframe->current_frame; one _PyCFrame per
+ * _PyEval_EvalFrameDefault invocation on the C stack, the thread state's root_cframe at the
+ * bottom. */
+#if PY_VERSION_HEX >= 0x030C0000
+/* 3.12: each invocation first pushes a shim frame of its own, `entry_frame`, a local of
+ * _PyEval_EvalFrameDefault (owner FRAME_OWNED_BY_CSTACK, f_code the interpreter's trampoline
+ * code, whose INTERPRETER_EXIT returns to C), links the frame it was called to run above it and
+ * sets the shim's previous to the older invocation's current frame. The shim is no Python frame
+ * and is never shown; only that entry code creates frames owned by the C stack in 3.12. Frames
+ * no longer carry an is_entry flag. */
+static inline int is_shim(const _PyInterpreterFrame *f) {
+    return f->owner == FRAME_OWNED_BY_CSTACK;
+}
+static inline int ends_run(const _PyInterpreterFrame *f) {
+    return f->owner == FRAME_OWNED_BY_CSTACK;
+}
+#else
+/* 3.11: the frame an invocation was called to run carries is_entry, and its previous is the
+ * older invocation's current frame. */
+static inline int is_shim(const _PyInterpreterFrame *f) {
+    (void)f;
+    return 0;
+}
+static inline int ends_run(const _PyInterpreterFrame *f) {
+    return f->is_entry;
+}
+#endif /* PY_VERSION_HEX >= 0x030C0000: how a run ends */
+
 /* A _PyCFrame lives in an active _PyEval_EvalFrameDefault's C stack frame (above our own
  * handler frame on the same stack) or is the thread state's root; anything else is read safely. */
 static int read_cframe(PyThreadState *ts, _PyCFrame *c, uintptr_t sp, uintptr_t stack_hi, _PyCFrame *out) {
@@ -215,9 +378,7 @@ static int walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, i
             _PyInterpreterFrame fr;
             char bytes[FRAME_HDR];
         } h;
-        if (in_ranges(r, nr, f, FRAME_HDR) || on_stack(f, FRAME_HDR, sp, stack_hi))
-            memcpy(&h, (const void *)f, FRAME_HDR);
-        else if (opy_safe_read(&h, f, FRAME_HDR) < 0) {
+        if (read_frame(f, r, nr, sp, stack_hi, &h) < 0) {
             *why = OPY_WALK_UNREADABLE;
             return 0;
         }
@@ -238,18 +399,9 @@ static int walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, i
             }
         }
         if (ends_run(&h.fr)) {
-            /* Walking leaf first, the run's oldest frame shown is its entry frame; a run with
-             * none (its frame not started yet, or returned: a 3.12 shim on top) leaves a mark. */
-            if (n > run) {
-                out[n - 1].entry = 1;
-            } else if (marks) {
-                if (n == max) break;
-                out[n].code = 0;
-                out[n].offset = -1;
-                out[n].entry = 1;
-                n++;
-            }
-            run = n;
+            int m = end_run(out, n, run, max, marks);
+            if (m < 0) break; /* the core marks the cut */
+            n = run = m;
             _PyCFrame *older = cf.previous;
             if (!older || read_cframe(ts, older, sp, stack_hi, &cf) < 0 ||
                 (uintptr_t)cf.current_frame != (uintptr_t)h.fr.previous) {
@@ -267,6 +419,7 @@ static int walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, i
     *why = n ? OPY_WALK_OK : OPY_WALK_NO_FRAMES;
     return n;
 }
+#endif /* PY_VERSION_HEX >= 0x030D0000: the walk */
 
 int opy_walk(void *tstate, uintptr_t stack_hi, opy_raw_frame *out, int max, int *why) {
     return walk(tstate, stack_hi, out, max, why, 0);
@@ -309,6 +462,10 @@ void opy_code_fingerprint(uintptr_t code, opy_code_fp *out) {
     out->qualname = (uintptr_t)c.co.co_qualname;
     out->filename = (uintptr_t)c.co.co_filename;
     out->firstlineno = c.co.co_firstlineno;
+#if PY_VERSION_HEX >= 0x030D0000
+    /* Kept for the 3.13 walk, which needs it to tell incomplete frames (see code_prologue). */
+    out->prologue = c.co._co_firsttraceable >= 0 ? c.co._co_firsttraceable : 0;
+#endif /* PY_VERSION_HEX >= 0x030D0000: the prologue's length */
     copy_ascii(out->qualname, out->name, sizeof out->name, 0);
     copy_ascii(out->filename, out->file, sizeof out->file, 1);
     out->ok = 1;
@@ -386,7 +543,7 @@ int opy_code_line(void *codeobj, int offset) {
 /* ==== before 3.11: not supported (frames were PyFrameObjects, a different world). ========== */
 #define OPY_INTERNALS_STUB 1
 
-#endif /* PY_VERSION_HEX: 3.13+, 3.11-3.12, older */
+#endif /* PY_VERSION_HEX: 3.14+ or free-threaded, 3.11-3.13, older */
 
 #ifdef OPY_INTERNALS_STUB
 /* A version this build cannot read: start() refuses (opy_internals_supported() is 0), so these

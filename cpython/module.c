@@ -30,6 +30,7 @@ static const char *const counter_names[OPY_STATS_N] = {
     [OPY_STAT_INDEX(threads_scanned)] = "python_threads_scanned",
     [OPY_STAT_INDEX(native_merge_fallback)] = "native_merge_fallback",
     [OPY_STAT_INDEX(native_merge_busy)] = "native_merge_busy",
+    [OPY_STAT_INDEX(frames_not_code)] = "frames_not_code",
     [OPY_STAT_INDEX(ctx_published)] = "ctx_published",
 };
 _Static_assert(OPY_STATS_N <= OTELPROF_COUNTERS_MAX, "the core reports at most OTELPROF_COUNTERS_MAX counters");

@@ -14,7 +14,7 @@
 
 /* 1 when this build knows the running interpreter's frame layout. Thread-safe, AS-safe. */
 int opy_internals_supported(void);
-/* "3.11, 3.12": the versions whose internals this source knows (a build reads its own). */
+/* "3.11, 3.12, 3.13": the versions whose internals this source knows (a build reads its own). */
 const char *opy_internals_versions(void);
 
 /* One Python frame as captured in signal context: the code object's address (never
@@ -50,6 +50,10 @@ typedef struct opy_code_fp {
     uintptr_t qualname, filename;
     int32_t firstlineno;
     int32_t ok; /* the object looked like a code object when read */
+    /* 3.13+: _co_firsttraceable, the code units before the first RESUME (0 before 3.13), for the
+     * walk's test of incomplete frames; immutable, so read once at first sight. */
+    int32_t prologue;
+    int32_t pad_;
     /* Copies of the ASCII names taken at first sight ("" when not ASCII), so a code object that
      * dies before it can be pinned still gets a name (the file keeps its tail). */
     char name[48];
@@ -111,6 +115,10 @@ uint32_t opy_code_note(uintptr_t code);
 int opy_code_pin_pending(void);
 /* 1 when noted code objects wait to be pinned. AS-safe. */
 int opy_code_pending(void);
+/* SIGNAL CONTEXT, for the walk: the fingerprint's prologue when `code` is a code object the cache
+ * already noted and that has not died since (so it is the object at that address now); -1 when
+ * the cache does not know it. */
+int opy_code_cached_prologue(uintptr_t code);
 /* Exporter thread: names a frame. 0 on success, -1 when the code object is unknown or died
  * before it could be pinned. Takes the GIL only when the frame's code was not pinned yet. */
 int opy_code_resolve(const otelprof_frame *f, otelprof_symbol *out);
@@ -152,7 +160,7 @@ int opy_merge_walk(void *tstate, uintptr_t stack_hi, void *ucontext, otelprof_fr
 /* Every field is a uint64_t, so the struct is also an array (v): the adapter hands that array to
  * the core as its counters (otelprof_adapter.counters), named in module.c, while the code keeps
  * counting by field name. */
-#define OPY_STATS_N (OPY_WALK__COUNT + 12)
+#define OPY_STATS_N (OPY_WALK__COUNT + 13)
 typedef union opy_stats {
     struct {
         uint64_t walk[OPY_WALK__COUNT];
@@ -169,6 +177,7 @@ typedef union opy_stats {
         uint64_t threads_scanned;  /* threads found by the scan rather than by the threading hook */
         uint64_t native_merge_fallback; /* native and Python stacks did not pair up (see opy_merge_walk) */
         uint64_t native_merge_busy; /* every merge buffer in use: the sample has Python frames only */
+        uint64_t frames_not_code;  /* 3.13+: a frame whose f_executable is no code object (skipped) */
         uint64_t ctx_published;    /* span context changes written to the OTEP 4947 record */
     };
     uint64_t v[OPY_STATS_N];

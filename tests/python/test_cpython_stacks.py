@@ -147,7 +147,7 @@ def test_api_errors_and_stats():
 CPYTHON_COUNTERS = ["walk_ok", "walk_no_frames", "walk_unreadable", "walk_inconsistent", "no_thread_state",
                     "code_cache_full", "codes_pinned", "codes_dead", "codes_unpinned", "codes_named_unpinned",
                     "dead_names_full", "python_threads_full", "python_threads_scanned",
-                    "native_merge_fallback", "native_merge_busy", "ctx_published"]
+                    "native_merge_fallback", "native_merge_busy", "frames_not_code", "ctx_published"]
 
 
 def test_adapter_counters_in_the_debug_stats_line(tmp_path):
