@@ -16,6 +16,20 @@
 
 #include "opy.h"
 
+/* The version whose layouts this build reads: the interpreter's own. Only the tests set
+ * OTELPROF_TEST_VERSION_HEX (tests/python/test_cpython_versions.py compiles a build with it), to
+ * get the refusal a CPython newer than this source knows would get, on an interpreter that is
+ * there; it picks the branch of the ladder below, never a layout (those follow PY_VERSION_HEX). */
+#ifdef OTELPROF_TEST_VERSION_HEX
+#define OPY_VERSION_HEX (OTELPROF_TEST_VERSION_HEX)
+#else
+#define OPY_VERSION_HEX PY_VERSION_HEX
+#endif /* OTELPROF_TEST_VERSION_HEX */
+
+int opy_internals_target(void) {
+    return (int)OPY_VERSION_HEX;
+}
+
 /* The versions whose layouts this source knows; a build reads the one it was compiled for. */
 const char *opy_internals_versions(void) {
     return "3.11, 3.12, 3.13";
@@ -52,14 +66,14 @@ void opy_safe_read_init(void) {
     if (opy_safe_read(&out, (uintptr_t)&probe, sizeof out) < 0 || out != probe) safe_read_ok = 0;
 }
 
-#if PY_VERSION_HEX >= 0x030E0000 || defined(Py_GIL_DISABLED)
+#if OPY_VERSION_HEX >= 0x030E0000 || defined(Py_GIL_DISABLED)
 /* ==== 3.14 and later, and free-threaded builds: not yet. 3.14 tags f_executable (a stack
  * reference, not a plain pointer) and moves fields again; a free-threaded build has 32-byte
  * object headers, many threads running at once and no GIL to make the pinner's "validate, then
  * INCREF" atomic. The module still imports; start() refuses, so none of the stubs below runs. */
 #define OPY_INTERNALS_STUB 1
 
-#elif PY_VERSION_HEX >= 0x030B0000
+#elif OPY_VERSION_HEX >= 0x030B0000
 /* ==== 3.11, 3.12 and 3.13 ====================================================================
  * All three link _PyInterpreterFrame by `previous` in per-thread data-stack chunks (generators'
  * frames in the generator object), run a whole run of frames per _PyEval_EvalFrameDefault
@@ -543,7 +557,7 @@ int opy_code_line(void *codeobj, int offset) {
 /* ==== before 3.11: not supported (frames were PyFrameObjects, a different world). ========== */
 #define OPY_INTERNALS_STUB 1
 
-#endif /* PY_VERSION_HEX: 3.14+ or free-threaded, 3.11-3.13, older */
+#endif /* OPY_VERSION_HEX: 3.14+ or free-threaded, 3.11-3.13, older */
 
 #ifdef OPY_INTERNALS_STUB
 /* A version this build cannot read: start() refuses (opy_internals_supported() is 0), so these

@@ -122,10 +122,11 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
     PyObject *opts;
     if (!PyArg_ParseTuple(args, "O!", &PyDict_Type, &opts)) return NULL;
     if (!opy_internals_supported()) {
+        int v = opy_internals_target();
         PyErr_Format(PyExc_RuntimeError,
                      "otelprof: CPython %d.%d is not supported by this build (supported: %s); "
                      "the program runs unprofiled",
-                     PY_MAJOR_VERSION, PY_MINOR_VERSION, opy_internals_versions());
+                     (v >> 24) & 0xff, (v >> 16) & 0xff, opy_internals_versions());
         return NULL;
     }
     if (python_exiting) {

@@ -14,6 +14,9 @@
 
 /* 1 when this build knows the running interpreter's frame layout. Thread-safe, AS-safe. */
 int opy_internals_supported(void);
+/* PY_VERSION_HEX of the CPython this build reads (the interpreter's own; see cpython_internals.c
+ * for the tests' override). */
+int opy_internals_target(void);
 /* "3.11, 3.12, 3.13": the versions whose internals this source knows (a build reads its own). */
 const char *opy_internals_versions(void);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CPython versions the adapter is tested on besides the default interpreter, each in its own
-# virtual environment under build/ (pyenv's interpreters from the machine image), and the newer
-# versions it does not support yet, installed so that the tests can check they are refused.
+# virtual environment under build/ (pyenv's interpreters from the machine image), and any versions
+# it does not support yet that should still be installed (none now: the refusal of an unsupported
+# version is tested on a build made as if for 3.14, tests/python/test_cpython_versions.py).
 #   scripts/python_versions.sh list          prints "<version> <venv python>" per supported version
 #   scripts/python_versions.sh path V        prints version V's venv python
 #   scripts/python_versions.sh setup         creates the venvs, installs test requirements and
@@ -10,8 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VERSIONS=(3.12)     # supported: the whole Python suite runs on each
-REFUSED=(3.13)      # builds and installs; start() refuses (tests/python/test_cpython_versions.py)
+VERSIONS=(3.12 3.13) # supported: the whole Python suite runs on each
+REFUSED=()           # builds and installs; start() refuses
 
 interpreter() {
   local v=$1 root p
@@ -40,7 +41,8 @@ path)
   if [ -x "$venv/bin/python" ]; then echo "$venv/bin/python"; else missing "$2"; exit 1; fi
   ;;
 setup)
-  for v in "${VERSIONS[@]}" "${REFUSED[@]}"; do
+  # ${a[@]+...}: an empty array is "unbound" to set -u in older bash.
+  for v in "${VERSIONS[@]}" ${REFUSED[@]+"${REFUSED[@]}"}; do
     py=$(interpreter "$v") || { missing "$v"; continue; }
     venv=build/py$v
     [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
