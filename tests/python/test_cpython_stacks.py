@@ -280,3 +280,32 @@ def test_idle_code_is_unpinned_and_repinned(tmp_path):
     named = sum(v for names, v, _ in samples if "idle_fn" in names)
     assert named >= 25, named  # 0.2 s at 5 ms, both runs
     assert not any("[unknown]" in names for names, _, _ in samples), samples
+
+
+@pytest.mark.parametrize("native", ["0", "1"])
+def test_frame_kinds_show_as_the_program_wrote_them(tmp_path, native):
+    """Specialized __init__ calls, generators, closures and __del__: each Python frame shows once,
+    under its caller. 3.13 pushes a trampoline frame (code named `__init__`, no line) between a
+    caller and a specialized __init__: it is incomplete by _co_firsttraceable and never shown. With
+    native frames, each interpreter frame pairs with one run."""
+    r = run_py(["frame_kinds.py", "1.0", native], tmp_path)
+    assert r.rc == 0, r.stderr
+    st = dict((k, int(v)) for k, v in re.findall(r"(\w+) (\d+)", r.stdout.split("stats ", 1)[1]))
+    assert st["walk_ok"] >= 100, st
+    assert st["frames_not_code"] == 0, st
+    assert st["walk_inconsistent"] + st["walk_unreadable"] <= st["walk_ok"] // 20, st
+    if native == "1":
+        assert st["native_merge_fallback"] <= st["walk_ok"] // 20, st
+    init = seen = 0
+    for stack, v in r.folded().items():
+        assert "__init__" not in stack, stack  # the trampoline frame's own name
+        if "kinds_loop" not in stack:
+            continue
+        seen += v
+        py = [n for n in stack[stack.index("kinds_loop"):] if n in
+              ("kinds_loop", "Point.__init__", "squares", "make_closure.<locals>.closed", "Noted.__del__")]
+        assert len(py) <= 2 and py[0] == "kinds_loop", stack
+        if native == "1":
+            assert "_PyEval_EvalFrameDefault" not in stack, stack
+        init += v if "Point.__init__" in py else 0
+    assert seen > 0 and init >= 0.3 * seen, (init, seen)
