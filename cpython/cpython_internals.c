@@ -85,7 +85,49 @@ void opy_safe_read_init(void) {
 #include "internal/pycore_frame.h"
 #include "internal/pycore_runtime.h"
 
+#if PY_VERSION_HEX >= 0x030D0000
+/* 3.13+: the runtime describes its own layout (_Py_DebugOffsets, first in _PyRuntime, for
+ * out-of-process tools). Internal structures may change even in a patch release, and a binary
+ * built against one 3.13.x may be loaded by another: the offsets this build was compiled with
+ * must be the ones the running libpython uses, for every field the walk, the thread list and the
+ * code fingerprint read that the struct describes; otherwise start() refuses. (It does not cover
+ * them all, e.g. the PyGILState key, HEAD_LOCK, the data-stack chunk bounds or
+ * _co_firsttraceable, so it cannot replace compiling per minor version.) */
+static int layout_matches(void) {
+    const _Py_DebugOffsets *d = &_PyRuntime.debug_offsets;
+    return memcmp(d->cookie, _Py_Debug_Cookie, sizeof d->cookie) == 0 &&
+           (d->version >> 16) == ((uint64_t)PY_VERSION_HEX >> 16) && d->free_threaded == 0 &&
+           d->runtime_state.size == sizeof(_PyRuntimeState) &&
+           d->interpreter_state.threads_head == offsetof(PyInterpreterState, threads.head) &&
+           d->thread_state.size == sizeof(PyThreadState) &&
+           d->thread_state.next == offsetof(PyThreadState, next) &&
+           d->thread_state.current_frame == offsetof(PyThreadState, current_frame) &&
+           d->thread_state.native_thread_id == offsetof(PyThreadState, native_thread_id) &&
+           d->thread_state.datastack_chunk == offsetof(PyThreadState, datastack_chunk) &&
+           d->interpreter_frame.size == sizeof(_PyInterpreterFrame) &&
+           d->interpreter_frame.previous == offsetof(_PyInterpreterFrame, previous) &&
+           d->interpreter_frame.executable == offsetof(_PyInterpreterFrame, f_executable) &&
+           d->interpreter_frame.instr_ptr == offsetof(_PyInterpreterFrame, instr_ptr) &&
+           d->interpreter_frame.localsplus == offsetof(_PyInterpreterFrame, localsplus) &&
+           d->interpreter_frame.owner == offsetof(_PyInterpreterFrame, owner) &&
+           d->code_object.size == sizeof(PyCodeObject) &&
+           d->code_object.filename == offsetof(PyCodeObject, co_filename) &&
+           d->code_object.qualname == offsetof(PyCodeObject, co_qualname) &&
+           d->code_object.linetable == offsetof(PyCodeObject, co_linetable) &&
+           d->code_object.firstlineno == offsetof(PyCodeObject, co_firstlineno) &&
+           d->code_object.co_code_adaptive == offsetof(PyCodeObject, co_code_adaptive);
+}
+
+int opy_internals_supported(void) {
+    /* Every caller computes the same value: racing ones just store it twice. */
+    static int known = -1;
+    int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (k < 0) __atomic_store_n(&known, k = layout_matches(), __ATOMIC_RELAXED);
+    return k;
+}
+#else
 int opy_internals_supported(void) { return 1; }
+#endif /* PY_VERSION_HEX >= 0x030D0000: the runtime's layout self-check */
 
 /* ---- which thread state is this thread's ---------------------------------------------------- */
 
