@@ -125,7 +125,7 @@ def asan_lib(tmp_path_factory):
     return asan_build(str(tmp_path_factory.mktemp("asan")))
 
 
-@pytest.mark.parametrize("workload", ["churn.py", "spans_threads.py", "spans_asyncio.py", "forking.py", "code_churn.py", "foreign_threads.py", "native_merge.py", "idle_code.py"])
+@pytest.mark.parametrize("workload", ["churn.py", "spans_threads.py", "spans_asyncio.py", "forking.py", "code_churn.py", "foreign_threads.py", "native_merge.py", "idle_code.py", "frame_kinds.py"])
 def test_under_asan(tmp_path, asan_lib, workload):
     r = run_py([workload], tmp_path, asan=asan_lib)
     assert r.rc == 0, r.stderr[-4000:]
