@@ -123,10 +123,15 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!", &PyDict_Type, &opts)) return NULL;
     if (!opy_internals_supported()) {
         int v = opy_internals_target();
+#ifdef Py_GIL_DISABLED
+        const char *build = " (free-threaded)"; /* the same version number, a different ABI */
+#else
+        const char *build = "";
+#endif /* Py_GIL_DISABLED */
         PyErr_Format(PyExc_RuntimeError,
-                     "otelprof: CPython %d.%d is not supported by this build (supported: %s); "
+                     "otelprof: CPython %d.%d%s is not supported by this build (supported: %s); "
                      "the program runs unprofiled",
-                     (v >> 24) & 0xff, (v >> 16) & 0xff, opy_internals_versions());
+                     (v >> 24) & 0xff, (v >> 16) & 0xff, build, opy_internals_versions());
         return NULL;
     }
     if (python_exiting) {
