@@ -168,13 +168,16 @@ int opy_list_threads(pid_t *tids, void **states, int max) {
     if (!lock) return -1;
     PyThread_acquire_lock(lock, WAIT_LOCK);
 #endif /* PY_VERSION_HEX >= 0x030D0000: taking HEAD_LOCK */
+    /* Every interpreter's threads: the same lock guards the list of interpreters. A thread of a
+     * subinterpreter is registered so its time is counted (as [subinterpreter], see py_walk). */
     int n = 0;
-    for (PyThreadState *ts = PyInterpreterState_ThreadHead(_PyRuntime.interpreters.main); ts && n < max;
-         ts = PyThreadState_Next(ts)) {
-        if (ts->native_thread_id <= 0) continue;
-        tids[n] = (pid_t)ts->native_thread_id;
-        states[n] = ts;
-        n++;
+    for (PyInterpreterState *in = _PyRuntime.interpreters.head; in && n < max; in = in->next) {
+        for (PyThreadState *ts = in->threads.head; ts && n < max; ts = ts->next) {
+            if (ts->native_thread_id <= 0) continue;
+            tids[n] = (pid_t)ts->native_thread_id;
+            states[n] = ts;
+            n++;
+        }
     }
 #if PY_VERSION_HEX >= 0x030D0000
     PyMutex_Unlock(lock);

@@ -35,6 +35,14 @@ static const char *const counter_names[OPY_STATS_N] = {
 };
 _Static_assert(OPY_STATS_N <= OTELPROF_COUNTERS_MAX, "the core reports at most OTELPROF_COUNTERS_MAX counters");
 static int merge_native; /* set at start: native frames on, _PyEval_EvalFrameDefault found */
+/* The interpreter start() ran in. A thread running in another one (a subinterpreter) is not
+ * walked: from 3.12 each isolated subinterpreter has its own allocator and may have its own GIL,
+ * so its code objects must not be pinned (a reference taken under this interpreter's GIL would be
+ * dropped into the wrong allocator, or outlive the subinterpreter's memory). Its time is kept as
+ * the frame [subinterpreter]. Written before the core starts, read by handlers. */
+static PyInterpreterState *profiled_interp;
+enum { WALK_ERR_SUBINTERPRETER };
+static const char *const walk_errors[] = {[WALK_ERR_SUBINTERPRETER] = "subinterpreter"};
 static int python_exiting; /* atexit ran: threads of ours could not take the GIL any more */
 
 /* ---- the adapter ---------------------------------------------------------------------------- */
@@ -44,6 +52,8 @@ static int python_exiting; /* atexit ran: threads of ours could not take the GIL
 static int py_walk(void *user, void *uc, otelprof_frame *out, int max) {
     (void)user;
     void *ts = opy_current_tstate();
+    /* The state is this thread's own and alive while the thread runs in it. */
+    if (ts && ((PyThreadState *)ts)->interp != profiled_interp) return OTELPROF_WALK_ERROR(WALK_ERR_SUBINTERPRETER);
     /* The thread's data only adds the C stack's top, when it describes this very state. */
     otelprof_thread_data t;
     uintptr_t stack_hi = ts && otelprof_thread_data_self(&t) == 0 && t.ptr == ts ? t.stack_hi : 0;
@@ -167,6 +177,9 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
     ad.resolve_on = OTELPROF_RESOLVE_ON_EXPORTER;
     ad.profile_closed = py_profile_closed;
     ad.fork_child = at_child;
+    ad.walk_errors = walk_errors;
+    ad.nwalk_errors = (int)(sizeof walk_errors / sizeof walk_errors[0]);
+    profiled_interp = PyInterpreterState_Get();
     /* Native frames are on for an adapter only when asked for (as the core decides); the merge
      * buffers hold stacks as deep as the core's (max_depth + 1, see opy_merge_walk). */
     merge_native = opy_merge_init() && cfg->native_frames_set && cfg->native_frames &&
@@ -267,6 +280,12 @@ static PyObject *m_stats(PyObject *self, PyObject *unused) {
     }
     for (size_t i = walk0; !bad && i < walk0 + OPY_WALK__COUNT; i++)
         bad = set_item(d, counter_names[i], __atomic_load_n(&opy_stats_g.v[i], __ATOMIC_RELAXED));
+    /* Samples kept with an error frame, e.g. walk_subinterpreter (the core counts them). */
+    for (size_t i = 0; !bad && i < sizeof walk_errors / sizeof walk_errors[0]; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "walk_%s", walk_errors[i]);
+        bad = set_item(d, k, st.walk_errors[i]);
+    }
     if (bad) {
         Py_DECREF(d);
         return NULL;

@@ -88,6 +88,8 @@ def install_context():
     from . import _otel
     when_imported("opentelemetry.context", _otel.wrap_runtime_context)
     when_imported("asyncio.events", _otel.hook_asyncio)
+    if sys.version_info >= (3, 12):
+        when_imported("asyncio.base_events", _otel.hook_create_task)
     when_imported("multiprocessing.process", _hook_multiprocessing)
 
 

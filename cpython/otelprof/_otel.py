@@ -115,6 +115,31 @@ def hook_asyncio(events):
     cls._run = _run
 
 
+def hook_create_task(base_events):
+    """An eager task (3.12+: asyncio.eager_task_factory) runs its first step inside create_task,
+    in its own context, and asyncio returns to the caller's context in C when that step awaits:
+    no handle runs in between, so the child's span would stay published while the caller goes on.
+    Republish the caller's span once create_task returns."""
+    cls = base_events.BaseEventLoop
+    if getattr(cls.create_task, "_otelprof", False):
+        return
+    orig = cls.create_task
+
+    def create_task(self, coro, *args, **kwargs):
+        try:
+            return orig(self, coro, *args, **kwargs)
+        finally:
+            rc = _runtime
+            if rc is not None and self._task_factory is not None:
+                try:
+                    publish(rc.get_current())
+                except Exception:
+                    pass
+
+    create_task._otelprof = True
+    cls.create_task = create_task
+
+
 # ---- traces to profiles ----------------------------------------------------------------------
 
 _processor_cls = None
