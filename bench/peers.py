@@ -60,6 +60,9 @@ class Profiler:
     def unavailable(self):
         return None
 
+    def unavailable_for(self, workload):
+        return self.unavailable()
+
     def env(self, workdir, workload):
         return {}
 
@@ -138,9 +141,10 @@ def _python_frame_name(f):
 class OtelprofPython(Profiler):
     name = "otelprof (cpython)"
 
-    def unavailable(self):
-        r = subprocess.run([sys.executable, "-c", "import otelprof._native"], capture_output=True)
-        return None if r.returncode == 0 else "CPython adapter not installed (pip install .)"
+    def unavailable_for(self, workload):
+        py = workload.python or sys.executable
+        r = subprocess.run([py, "-c", "import otelprof._native"], capture_output=True)
+        return None if r.returncode == 0 else f"CPython adapter not installed for {py} (pip install .)"
 
     def env(self, workdir, workload):
         return {"OTELPROF_INTERVAL": "10ms", "OTELPROF_OUTPUT_DIR": os.path.join(workdir, "out"),

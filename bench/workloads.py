@@ -10,6 +10,7 @@ class Workload:
     def __init__(self, name, cmd, split, cpu_bound=True, scaling=False, kind="native"):
         self.name, self.cmd, self.split = name, cmd, split
         self.cpu_bound, self.scaling, self.kind = cpu_bound, scaling, kind
+        self.python = cmd[0] if kind == "python" else None  # the interpreter a Python row runs on
 
 
 NATIVE_SPLIT = {"bench_hot": 0.70, "bench_cold": 0.30}
@@ -46,17 +47,33 @@ def native_workloads(build, quick):
 PY_SPLIT = {"py_hot": 0.70, "py_cold": 0.30}
 
 
+def _calibrate_python(py, script):
+    out = subprocess.run([py, script, "calibrate"], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1])
+
+
 def python_workloads(root, quick):
     script = os.path.join(root, "bench", "py_workload.py")
     py = sys.executable
-    out = subprocess.run([py, script, "calibrate"], capture_output=True, text=True, check=True).stdout.split()
-    py_unit, hash_unit = float(out[0]), float(out[1])
+    py_unit, hash_unit = _calibrate_python(py, script)
     target = 0.5 if quick else 3.0  # seconds of CPU per run
     units = lambda per: str(max(1, int(target / per)))
-    return [
+    rows = [
         Workload("python 1 thread", [py, script, "single", units(py_unit)], PY_SPLIT, kind="python"),
         Workload("python 8 threads", [py, script, "threads", units(py_unit)], PY_SPLIT, kind="python"),
         Workload("python asyncio 200 tasks", [py, script, "asyncio", units(py_unit)], PY_SPLIT, kind="python"),
         Workload("python hashlib pool (GIL released)", [py, script, "hashlib", units(hash_unit)],
                  {"hash_hot": 0.70, "hash_cold": 0.30}, kind="python"),
     ]
+    # The same single-thread and 8-thread rows on CPython 3.13 (its virtual environment from
+    # scripts/python_versions.sh setup), beside py-spy. Missing outside CI: the rows say so.
+    py13 = os.path.join(root, "build", "py3.13", "bin", "python")
+    if os.path.exists(py13):
+        unit13, _ = _calibrate_python(py13, script)
+        rows += [Workload("python 3.13 1 thread", [py13, script, "single", units(unit13)], PY_SPLIT, kind="python"),
+                 Workload("python 3.13 8 threads", [py13, script, "threads", units(unit13)], PY_SPLIT, kind="python")]
+    elif os.environ.get("CI") == "true":
+        raise RuntimeError(f"{py13} missing (scripts/python_versions.sh setup)")
+    else:
+        print(f"bench: {py13} missing: no CPython 3.13 rows (scripts/python_versions.sh setup)", file=sys.stderr)
+    return rows
