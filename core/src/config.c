@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <errno.h>
+#include <limits.h>
 #include <unistd.h>
 
 #define DEFAULT_OUTPUT_DIR "./otelprof-out"
@@ -897,6 +898,21 @@ void otelprof_config_free(otelprof_config *cfg) {
     kv_free(cfg->resource_attrs, cfg->nresource_attrs);
     for (int i = 0; i < 2; i++) otlp_free(&cfg->otlp[i]);
     free(cfg);
+}
+
+void op_config_resolve_output_dir(otelprof_config *cfg) {
+    const char *rel = cfg->output_dir;
+    char cwd[PATH_MAX];
+    if (!rel || rel[0] == '/' || !getcwd(cwd, sizeof cwd) || cwd[0] != '/') return;
+    while (rel[0] == '.' && rel[1] == '/') /* "./x" and "././x" name cwd/x */
+        for (rel++; *rel == '/'; rel++) {}
+    if (strcmp(rel, ".") == 0) rel = "";
+    size_t n = strlen(cwd) + 1 + strlen(rel) + 1;
+    char *abs = malloc(n);
+    if (!abs) return; /* still usable as it is */
+    snprintf(abs, n, "%s%s%s", cwd, *rel && strcmp(cwd, "/") ? "/" : "", rel);
+    free(cfg->output_dir);
+    cfg->output_dir = abs;
 }
 
 otelprof_config *op_config_clone(const otelprof_config *cfg) {

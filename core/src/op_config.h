@@ -76,6 +76,13 @@ static inline int64_t op_config_core_memory(const otelprof_config *cfg) {
     return cfg->max_memory - cfg->adapter_memory;
 }
 
+/* Makes a relative output_dir absolute against the working directory of the caller (the start):
+ * a program that changes directory later (a daemon's chdir("/"), a test runner's temporary
+ * directory, removed when it is done) would otherwise spread its profiles over every directory it
+ * visits, or lose them with a removed one; fork children inherit the resolved path. Left as it is
+ * when the working directory cannot be read (removed, or longer than PATH_MAX) or on ENOMEM. */
+void op_config_resolve_output_dir(otelprof_config *cfg);
+
 /* Deep copy (NULL on ENOMEM). */
 otelprof_config *op_config_clone(const otelprof_config *cfg);
 

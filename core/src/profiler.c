@@ -253,6 +253,7 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
         goto out;
     }
     op_log_level = cfg->log_level;
+    op_config_resolve_output_dir(cfg);
     if (adapter && (rc = check_adapter(adapter, cfg)) != OTELPROF_OK) {
         otelprof_config_free(cfg);
         goto out;

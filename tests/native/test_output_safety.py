@@ -234,3 +234,24 @@ def test_privilege_dropping_worker_writes_into_its_own_directory(build_dir, tmp_
         assert "worker_work" in open(os.path.join(out, folded)).read()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_relative_dir_is_fixed_at_start(build_dir, tmp_path):
+    """A relative OTELPROF_OUTPUT_DIR names a directory under the working directory at start, also
+    after the program changes directory (test runners and daemons do) and in a child forked there:
+    every profile lands in it, none in the directory the program moved to. Before, the path was
+    taken against whatever the working directory was at each write, so profiles spread over the
+    directories the program visited and were lost when it removed them."""
+    elsewhere = private_dir(tmp_path / "elsewhere")
+    r = run_profiled([bin_path("prog_chdir"), str(elsewhere)], tmp_path,
+                     env={"OTELPROF_OUTPUT_DIR": "out", "OTELPROF_EXPORT_INTERVAL": "150ms",
+                          "OTEL_SERVICE_NAME": SVC})
+    assert r.rc == 0 and errors(r.stderr) == [], r.stderr
+    parent, child = (int(w) for w in r.stdout.split()[1::2])
+    assert os.listdir(elsewhere) == []
+    names = os.listdir(tmp_path / "out")
+    for pid in (parent, child):
+        assert f"{SVC}-{pid}.folded" in names, (pid, names)
+    # 0.6 s of CPU at a 150 ms export interval closes several profiles while in the other directory.
+    per_interval = [n for n in names if n.startswith(f"{SVC}-{parent}-") and n.endswith(".otlp.pb")]
+    assert len(per_interval) >= 3, names

@@ -365,6 +365,38 @@ static void test_clone(void) {
     CHECK(op_config_clone(NULL) == NULL);
 }
 
+/* A relative output directory is fixed against the working directory at start, so a later
+ * chdir() of the program moves no profile; an absolute one is kept as it is. */
+static void test_output_dir_resolved(void) {
+    char cwd[4096], want[4200];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    static const struct { const char *in, *suffix; } cases[] = {
+        {"out", "/out"}, {"./out/a/", "/out/a/"}, {".//./out", "/out"}, {".", ""}, {"./", ""},
+        {"../x", "/../x"}, {".hidden", "/.hidden"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        otelprof_config *c = otelprof_config_new();
+        if (!c) { failures++; return; }
+        CHECK(set(c, "output_dir", cases[i].in) == OTELPROF_OK);
+        op_config_resolve_output_dir(c);
+        snprintf(want, sizeof want, "%s%s", cwd, cases[i].suffix);
+        if (strcmp(c->output_dir, want) != 0) {
+            fprintf(stderr, "output_dir %s resolved to %s, expected %s\n", cases[i].in, c->output_dir, want);
+            failures++;
+        }
+        otelprof_config_free(c);
+    }
+    otelprof_config *c = otelprof_config_new();
+    if (!c) { failures++; return; }
+    op_config_resolve_output_dir(c); /* the default, ./otelprof-out */
+    snprintf(want, sizeof want, "%s/otelprof-out", cwd);
+    CHECK(strcmp(c->output_dir, want) == 0);
+    CHECK(set(c, "output_dir", "/var/tmp/o") == OTELPROF_OK);
+    op_config_resolve_output_dir(c);
+    CHECK(strcmp(c->output_dir, "/var/tmp/o") == 0);
+    otelprof_config_free(c);
+}
+
 static const char *find(const op_kv *kv, size_t n, const char *key) {
     for (size_t i = 0; i < n; i++)
         if (strcmp(kv[i].key, key) == 0) return kv[i].value;
@@ -715,6 +747,7 @@ int main(void) {
     test_set();
     test_env();
     test_clone();
+    test_output_dir_resolved();
     test_resource();
     test_mem();
     test_mem_threads();
