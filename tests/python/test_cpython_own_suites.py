@@ -271,12 +271,14 @@ def test_profiled_runs_really_profiled(runs, mode):
     #   cpu  sampled CPU s / tree CPU s: 3.12 0.40-0.50 (mean 0.454, sd 0.040), 3.13 0.34-0.49
     #        (0.408, 0.060); as samples 6079-16674, following the CPU the suites happened to burn
     #   wall sampled s / wall s: 3.12 1.25-1.34 (1.286, 0.031), 3.13 1.25-1.31 (1.284, 0.020)
-    # The floors sit 4.3 sd (cpu, 3.13) and 5.7 sd (wall, 3.12) or more below the means; a
-    # profiler that stopped sampling after the first suite would fall far below them.
+    # The floors sit 4.3 sd (cpu, 3.13) or more below the means. On a machine loaded far beyond
+    # its 2 cores (load average 10-23) wall mode fell to 0.98 of the wall time on both versions:
+    # the timer thread is starved too, so its floor is 0.5. A profiler that stopped sampling
+    # after the first suite (~1/3 of the run) would still fall below either floor.
     if mode == "cpu":
         assert samples / 1000 >= 0.15 * run.cpu_s, (samples, run.describe())
     else:
-        assert samples / 1000 >= 1.1 * run.wall_s, (samples, run.describe())
+        assert samples / 1000 >= 0.5 * run.wall_s, (samples, run.describe())
     # Drops (all but truncated stacks) are signals that found their thread already leaving
     # (test_threading starts and ends threads by the hundred): in the same 40 runs, 0.7-1.5% of
     # the samples taken in cpu mode, 0.2-0.5% in wall mode.
