@@ -101,7 +101,7 @@ static void JNICALL on_vm_death(jvmtiEnv *jvmti, JNIEnv *env) {
 /* Parses the options and the environment; sets up JVMTI. 0 when profiling should start. */
 static int init(JavaVM *vm, const char *options, int live) {
     if (ojv_jvmti || otelprof_is_running()) {
-        say("the agent is already loaded in this JVM");
+        op_log_warn("the agent is already loaded in this JVM; this load changes nothing");
         return -1;
     }
     ojv_vm = vm;

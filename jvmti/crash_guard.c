@@ -26,6 +26,10 @@ static __thread sigjmp_buf *tl_jmp;
 static struct sigaction vm_segv, vm_bus;
 static int installed;
 
+int ojv_guard_active(void) {
+    return __atomic_load_n(&installed, __ATOMIC_RELAXED);
+}
+
 static void chain(int sig, siginfo_t *si, void *uc) {
     const struct sigaction *vm = sig == SIGBUS ? &vm_bus : &vm_segv;
     if (vm->sa_flags & SA_SIGINFO) {
@@ -88,7 +92,7 @@ int ojv_guard_install(void) {
         sigaction(SIGSEGV, &vm_segv, NULL);
         return 0;
     }
-    installed = 1;
+    __atomic_store_n(&installed, 1, __ATOMIC_RELAXED);
     return 1;
 }
 
@@ -101,5 +105,5 @@ void ojv_guard_remove(void) {
         sigaction(SIGSEGV, &vm_segv, NULL);
     if (sigaction(SIGBUS, NULL, &cur) == 0 && cur.sa_sigaction == guard_handler)
         sigaction(SIGBUS, &vm_bus, NULL);
-    installed = 0;
+    __atomic_store_n(&installed, 0, __ATOMIC_RELAXED);
 }

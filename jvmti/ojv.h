@@ -37,9 +37,9 @@ extern uint64_t ojv_stats[OJV_STAT__COUNT];
 #define OJV_STAT_INC(i) __atomic_fetch_add(&ojv_stats[i], 1, __ATOMIC_RELAXED)
 
 /* ---- options.c ------------------------------------------------------------------------------ */
-/* Applies the -agentpath options string ("key=value,key=value"; a comma-separated value such as
- * formats=otlp,pprof continues while the next item is not a known option) on top of cfg. On error
- * writes one line naming the option and the accepted form into err and returns -1. */
+/* Applies the -agentpath options string ("key=value,key=value"; a list value such as
+ * formats=otlp,pprof or resource_attributes=a=b,c=d continues past its commas) on top of cfg.
+ * On error writes one line naming the option and the accepted form into err and returns -1. */
 int ojv_options_apply(otelprof_config *cfg, const char *options, char *err, size_t errlen);
 
 /* ---- vmstructs.c: HotSpot's gHotSpotVMStructs / gHotSpotVMTypes ------------------------------ */
@@ -105,6 +105,8 @@ int ojv_walk(void *user, void *ucontext, otelprof_frame *out, int max);
  * 0 when left off (the reason is logged at info level). */
 int ojv_guard_install(void);
 void ojv_guard_remove(void);
+/* AS-safe: 1 while the guard is installed. */
+int ojv_guard_active(void);
 /* SIGNAL CONTEXT: the calling thread's walk is guarded by jb until ojv_guard_leave(). A fault
  * meanwhile siglongjmps to jb (with 1) after restoring the interrupted signal mask. */
 void ojv_guard_enter(sigjmp_buf *jb);

@@ -1,7 +1,7 @@
 /* The agent's options string: -agentpath:libotelprof_jvmti.so=mode=cpu,interval=10ms,... uses the
  * option names of the C configuration (docs/CONFIGURATION.md). Items are separated by commas;
- * since some values are lists themselves (formats=otlp,pprof, resource_attributes=a=b,c=d), an
- * item that does not start with a known option name continues the previous item's value. */
+ * since some values are lists themselves (formats=otlp,pprof, resource_attributes=a=b,c=d), such
+ * a value continues past its commas (see ojv_options_apply). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,13 +61,15 @@ int ojv_options_apply(otelprof_config *cfg, const char *options, char *err, size
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         char key[64], cur[64];
-        /* A new item starts at a known option name. An item without '=' continues the current
-         * value (formats=otlp,pprof), and so does key=value inside a value made of such pairs
-         * (resource_attributes=a=b,c=d); anything else starts an item, so a misspelt option is
-         * reported under its own name. */
+        /* Only a list value continues past a comma: an item without '=' after formats=
+         * (formats=otlp,pprof), and a key=value that names no option inside a value made of such
+         * pairs (resource_attributes=a=b,c=d). Anything else starts an item, so a misspelt or
+         * valueless option is reported under its own name. */
         int has_key = item_key(p, len, key, sizeof key);
-        int pairs = item_key(item, used, cur, sizeof cur) && pairs_valued(cur);
-        int starts = used == 0 || (has_key && (!pairs || known_option(scratch, key))) ||
+        int cur_key = item_key(item, used, cur, sizeof cur);
+        int pairs = cur_key && pairs_valued(cur);
+        int list = pairs || (cur_key && strcasecmp(cur, "formats") == 0);
+        int starts = used == 0 || !list || (has_key && (!pairs || known_option(scratch, key))) ||
                      (!has_key && memchr(p, '=', len));
         if (starts) {
             rc = apply_one(cfg, item, err, errlen);

@@ -40,8 +40,9 @@ _Static_assert(sizeof(agct_frame) == sizeof(otelprof_frame), "frames are convert
 
 static agct_fn agct;
 static int merge_native;
-/* Tests only (OTELPROF_JVM_TEST_WALK_FAULTS=n): the next n walks read a bad address inside the
- * guard, proving that a fault in the walk costs the sample and not the JVM. */
+/* Tests only (OTELPROF_JVM_TEST_WALK_FAULTS=n): the next n guarded walks read a bad address,
+ * proving that a fault in the walk costs the sample and not the JVM (never while the guard is
+ * off). */
 static int inject_faults;
 static volatile uintptr_t bad_address = 8; /* unmapped: the first page never is */
 
@@ -98,7 +99,7 @@ static int guarded_agct(agct_trace *trace, jint depth, void *uc) {
     sigjmp_buf jb;
     ojv_guard_enter(&jb);
     if (sigsetjmp(jb, 0) != 0) return -1; /* the guard already left */
-    if (inject_faults > 0 && __atomic_fetch_sub(&inject_faults, 1, __ATOMIC_RELAXED) > 0)
+    if (inject_faults > 0 && ojv_guard_active() && __atomic_fetch_sub(&inject_faults, 1, __ATOMIC_RELAXED) > 0)
         trace->num_frames = *(volatile jint *)bad_address;
     agct(trace, depth, uc);
     ojv_guard_leave();

@@ -1,5 +1,7 @@
-// Two methods sharing one thread's CPU 70/30 (by iteration counts of the same loop body), for
-// the share and samples-x-interval checks; prints the thread's CPU time (ThreadMXBean) on stderr.
+// Two methods sharing each worker thread's CPU 70/30 (7 and 3 calls of the same loop, its length
+// read from a field so that the JIT cannot specialise either caller), for the share and
+// samples-x-interval checks. Each worker runs until it has used the given CPU time, so the number of samples does not
+// depend on how busy the machine is; the workers' total CPU time (ThreadMXBean) goes to stderr.
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;
 
@@ -15,12 +17,18 @@ public class Split {
         return x;
     }
 
-    static void hot() { sink += spin(7_000); }
+    static long spinN = 1_000;
 
-    static void cold() { sink += spin(3_000); }
+    static void hot() {
+        for (int k = 0; k < 7; k++) sink += spin(spinN);
+    }
+
+    static void cold() {
+        for (int k = 0; k < 3; k++) sink += spin(spinN);
+    }
 
     public static void main(String[] args) throws Exception {
-        double seconds = args.length > 0 ? Double.parseDouble(args[0]) : 3.0;
+        double cpuSeconds = args.length > 0 ? Double.parseDouble(args[0]) : 3.0;
         int threads = args.length > 1 ? Integer.parseInt(args[1]) : 1;
         ThreadMXBean mx = ManagementFactory.getThreadMXBean();
         long[] cpu = new long[threads];
@@ -28,8 +36,8 @@ public class Split {
         for (int t = 0; t < threads; t++) {
             final int slot = t;
             ts[t] = new Thread(() -> {
-                long end = System.nanoTime() + (long) (seconds * 1e9);
-                while (System.nanoTime() < end) {
+                long until = (long) (cpuSeconds * 1e9);
+                while (mx.getCurrentThreadCpuTime() < until) {
                     for (int i = 0; i < 100; i++) { hot(); cold(); }
                 }
                 cpu[slot] = mx.getCurrentThreadCpuTime();
