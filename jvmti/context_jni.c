@@ -71,32 +71,44 @@ static void ids_to_bytes(jlong hi, jlong lo, jlong span, uint8_t trace_id[16], u
 }
 
 /* ---- virtual threads ------------------------------------------------------------------------
- * A virtual thread's spans are a stack of vrec, its top kept in the virtual thread's JVMTI
- * thread-local storage. While it is mounted its top record is the carrier's record; at unmount
- * the carrier gets back what it had before the mount. A virtual thread runs a native method
- * pinned to its carrier, so attach and detach never race its own mount or unmount. */
+ * A virtual thread's spans are a stack of vrec. While it is mounted, its stack lives in carrier
+ * thread-locals (tl_vt_top) and its top record is the carrier's record, so attach and detach make
+ * no JVMTI call; at unmount the stack goes to the virtual thread's JVMTI thread-local storage (if
+ * it changed) and the carrier gets back the record it had before the mount; the next mount, on
+ * any carrier, takes it from there. A virtual thread runs a native method pinned to its carrier,
+ * so attach and detach never race its own mount or unmount. */
 typedef struct vrec {
     struct vrec *below;
     void *pad; /* keeps rec 16-aligned, as malloc'd records are */
     otel_thread_ctx_record_v1 rec;
 } vrec;
 
-/* On a carrier: what its record was before the mounted virtual thread's replaced it. */
-static __thread otel_thread_ctx_record_v1 *tl_carrier_saved;
-static __thread int tl_vt_mounted;
+static __thread int tl_vt_mounted;   /* a virtual thread's stack is in tl_vt_top */
+static __thread vrec *tl_vt_top;
+static __thread int tl_vt_dirty;     /* tl_vt_top changed since the mount */
+static __thread otel_thread_ctx_record_v1 *tl_carrier_saved; /* the carrier's own record */
 
-static vrec *vt_top(jthread vthread) {
+static vrec *vt_stored(jthread vthread) {
     void *p = NULL;
     if ((*ctx_jvmti)->GetThreadLocalStorage(ctx_jvmti, vthread, &p) != JVMTI_ERROR_NONE) return NULL;
     return p;
 }
 
-/* The carrier now runs a virtual thread whose top record is top. */
-static void vt_show(vrec *top) {
+/* The carrier starts running vthread (NULL: the current thread, for one mounted before the
+ * events were enabled, i.e. before a late attach). */
+static void vt_enter(jthread vthread) {
     if (!tl_vt_mounted) {
         tl_carrier_saved = otel_thread_ctx_v1;
         tl_vt_mounted = 1;
     }
+    tl_vt_top = vt_stored(vthread);
+    tl_vt_dirty = 0;
+    publish(tl_vt_top ? &tl_vt_top->rec : NULL);
+}
+
+static void vt_set_top(vrec *top) {
+    tl_vt_top = top;
+    tl_vt_dirty = 1;
     publish(top ? &top->rec : NULL);
 }
 
@@ -111,13 +123,9 @@ static jlong vt_attach(const uint8_t trace_id[16], const uint8_t span_id[8], uin
     n->rec.trace_flags = flags;
     n->rec.attrs_data_size = 0;
     n->rec.valid = 1;
-    n->below = vt_top(NULL);
-    if ((*ctx_jvmti)->SetThreadLocalStorage(ctx_jvmti, NULL, n) != JVMTI_ERROR_NONE) {
-        free(n);
-        CTX_INC(CTX_ATTACH_FAILED);
-        return 0;
-    }
-    vt_show(n);
+    if (!tl_vt_mounted) vt_enter(NULL);
+    n->below = tl_vt_top;
+    vt_set_top(n);
     CTX_INC(CTX_ATTACHED);
     CTX_INC(CTX_VIRTUAL_ATTACHED);
     return (jlong)(uintptr_t)n;
@@ -126,17 +134,14 @@ static jlong vt_attach(const uint8_t trace_id[16], const uint8_t span_id[8], uin
 /* Restores the record below token; tokens above it (scopes that ended without closing) go with
  * it, as the core does for platform threads. */
 static void vt_detach(vrec *token) {
-    vrec *top = vt_top(NULL), *h = top;
+    if (!tl_vt_mounted) vt_enter(NULL);
+    vrec *top = tl_vt_top, *h = top;
     while (h && h != token) h = h->below;
     if (!h) {
         CTX_INC(CTX_DETACH_IGNORED);
         return;
     }
-    if ((*ctx_jvmti)->SetThreadLocalStorage(ctx_jvmti, NULL, token->below) != JVMTI_ERROR_NONE) {
-        CTX_INC(CTX_DETACH_IGNORED);
-        return;
-    }
-    vt_show(token->below);
+    vt_set_top(token->below);
     for (;;) {
         vrec *next = top->below;
         free(top);
@@ -152,26 +157,37 @@ static void JNICALL on_vt_mount(jvmtiEnv *jvmti, ...) {
     (void)va_arg(ap, JNIEnv *);
     jthread vthread = va_arg(ap, jthread);
     va_end(ap);
-    vt_show(vt_top(vthread));
+    vt_enter(vthread);
     CTX_INC(CTX_MOUNTS);
 }
 
 static void JNICALL on_vt_unmount(jvmtiEnv *jvmti, ...) {
-    (void)jvmti;
+    va_list ap;
+    va_start(ap, jvmti);
+    (void)va_arg(ap, JNIEnv *);
+    jthread vthread = va_arg(ap, jthread);
+    va_end(ap);
     if (tl_vt_mounted) {
+        if (tl_vt_dirty) (*ctx_jvmti)->SetThreadLocalStorage(ctx_jvmti, vthread, tl_vt_top);
         publish(tl_carrier_saved);
         tl_vt_mounted = 0;
+        tl_vt_top = NULL;
+        tl_vt_dirty = 0;
     }
     CTX_INC(CTX_UNMOUNTS);
 }
 
-/* A virtual thread that ends inside a scope leaves its records: free them (it is still mounted,
- * so the carrier stops showing them first). */
+/* A virtual thread that ends inside a scope leaves its records: free them. It is still mounted
+ * then, so the carrier stops showing them first. */
 static void JNICALL on_vt_end(jvmtiEnv *jvmti, JNIEnv *env, jthread vthread) {
     (void)env;
-    vrec *h = vt_top(vthread);
+    vrec *h = tl_vt_mounted ? tl_vt_top : vt_stored(vthread);
+    if (tl_vt_mounted) {
+        publish(NULL);
+        tl_vt_top = NULL;
+        tl_vt_dirty = 0;
+    }
     if (!h) return;
-    if (tl_vt_mounted) publish(NULL);
     (*jvmti)->SetThreadLocalStorage(jvmti, vthread, NULL);
     while (h) {
         vrec *next = h->below;
