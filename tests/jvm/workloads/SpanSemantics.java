@@ -2,9 +2,10 @@
 // across scope changes: nesting, baggage-only contexts, the root context, out-of-order closes,
 // other threads, and virtual threads moving between carriers. Prints "ok NAME" or "FAIL NAME:
 // detail" per check and "done"; exits 1 on any failure.
-//   java -agentpath:libotelprof_jvmti.so -cp <sdk>:<otelprof-jvm.jar>:. SpanSemantics [install]
-// With "install" the wrapper comes from Otelprof.install() (the class path then holds the jar's
-// classes without its service files), otherwise from the jar's ContextStorageProvider.
+//   java -agentpath:libotelprof_jvmti.so -cp <sdk>:<otelprof-jvm.jar>:. SpanSemantics [MODE]
+// MODE "spi" (default): the wrapper comes from the jar's ContextStorageProvider; "install": from
+// Otelprof.install() (the class path then holds the jar's classes without their service files);
+// "inactive": run without the native agent, where scopes work as ever and nothing is published.
 import io.opentelemetry.api.baggage.Baggage;
 import io.opentelemetry.api.trace.Span;
 import io.opentelemetry.api.trace.Tracer;
@@ -43,10 +44,15 @@ public class SpanSemantics {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length > 0 && args[0].equals("install")) Otelprof.install();
+        String mode = args.length > 0 ? args[0] : "spi";
+        if (mode.equals("install")) Otelprof.install();
         // (An SDK without span processors makes no spans.)
         Tracer tracer = SdkTracerProvider.builder().addSpanProcessor(new ProfileIdSpanProcessor()).build()
                 .get("span-semantics");
+        if (mode.equals("inactive")) {
+            inactive(tracer);
+            return;
+        }
         check("active", Otelprof.isActive(), "the native agent's natives are not bound");
         check("storage wrapped", ContextStorage.get().getClass().getName().startsWith("io.otelprof."),
                 ContextStorage.get().getClass());
@@ -111,6 +117,19 @@ public class SpanSemantics {
         Map<String, Long> st = Otelprof.stats();
         check("counters", st.get("ctx_attached") > 0 && st.get("ctx_attach_failed") == 0, st);
         System.out.println("stats " + st);
+        System.out.println("done");
+        System.exit(failures == 0 ? 0 : 1);
+    }
+
+    static void inactive(Tracer tracer) {
+        check("inactive", !Otelprof.isActive(), "natives bound without the agent?");
+        Span a = tracer.spanBuilder("a").startSpan();
+        try (Scope sa = a.makeCurrent()) {
+            check("scopes still work", Span.current() == a, Span.current());
+            check("nothing published", Otelprof.publishedSpan() == null, Otelprof.publishedSpan());
+        }
+        check("scope closed", !Span.current().getSpanContext().isValid(), Span.current());
+        check("no counters", Otelprof.stats().isEmpty(), Otelprof.stats());
         System.out.println("done");
         System.exit(failures == 0 ? 0 : 1);
     }
