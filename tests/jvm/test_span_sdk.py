@@ -7,6 +7,7 @@ import collections
 import glob
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -149,3 +150,27 @@ def test_virtual_threads_carry_their_own_span(tmp_path):
             wrong.append((vid, s.link))
     assert own + other >= 300, (own, other)
     assert own >= 0.99 * (own + other), (own, other, wrong[:10])
+
+
+def test_late_attach_binds_the_bridge(tmp_path):
+    """A JVM that used spans before the agent was attached with jcmd publishes from then on."""
+    home = js.jdk17()
+    cp = js.sdk_classpath() + ":" + js.JAR + ":" + js.workloads(home)
+    out_dir = str(tmp_path / "out")
+    p = subprocess.Popen([os.path.join(home, "bin", "java"), "-cp", cp, "SpanLateAttach"],
+                         env=js.clean_env({"OTELPROF_OUTPUT_DIR": out_dir}), cwd=str(tmp_path),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = [p.stdout.readline().strip(), p.stdout.readline().strip()]
+        assert first == ["ok inactive before", "waiting"], first
+        r = subprocess.run([os.path.join(home, "bin", "jcmd"), str(p.pid), "JVMTI.agent_load", js.agent_lib()],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+        assert r.returncode == 0 and "return code: 0" in r.stdout, r.stdout
+        out, err = p.communicate("go\n", timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0 and "done" in out, out + err[-3000:]
+    assert [l for l in out.splitlines() if l.startswith("ok ")] == [
+        "ok active after attach", "ok published after attach", "ok restored after attach"], out
