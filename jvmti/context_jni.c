@@ -3,11 +3,16 @@
  * otelprof_ctx_detach, virtual threads through records of their own that follow them from carrier
  * to carrier (JVMTI thread-local storage and the VirtualThreadMount/Unmount extension events).
  *
- * The natives are bound with RegisterNatives when the bridge class is prepared, in whatever class
- * loader (the application's, the OpenTelemetry Java agent's extension loader), and for a late
- * attach in the bridge classes already loaded; nothing is exported by name. */
+ * The natives are bound with RegisterNatives, in whatever class loader loaded the bridge (the
+ * application's, the OpenTelemetry Java agent's extension loader): when the agent calls
+ * ojv_context_init at load, in the bridge's ClassPrepare event, and for a late attach in the
+ * bridge classes already loaded. One entry point is also exported by its JNI name,
+ * Java_io_otelprof_jvm_ContextBridge_ready0, which HotSpot finds in agent libraries for any
+ * class loader: the bridge's first call then sets this file up and binds the rest, so spans are
+ * published even by an agent that does not call ojv_context_init. */
 #include <jni.h>
 #include <jvmti.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -391,16 +396,22 @@ typedef struct ctx_callbacks {
     void (JNICALL *virtual_thread_end)(jvmtiEnv *, JNIEnv *, jthread);
 } ctx_callbacks;
 
-void ojv_context_init(JavaVM *vm, jvmtiEnv *agent_jvmti) {
-    (void)agent_jvmti;
-    if (ctx_jvmti) return;
+static pthread_mutex_t setup_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Takes this file's JVMTI environment, once: 1 when there is one. */
+static int setup(JavaVM *vm) {
+    pthread_mutex_lock(&setup_mu);
+    if (ctx_jvmti) {
+        pthread_mutex_unlock(&setup_mu);
+        return 1;
+    }
     jvmtiEnv *jvmti = NULL;
     int v21 = (*vm)->GetEnv(vm, (void **)&jvmti, CTX_JVMTI_VERSION_21) == JNI_OK;
     if (!v21 && (*vm)->GetEnv(vm, (void **)&jvmti, JVMTI_VERSION_1_2) != JNI_OK) {
+        pthread_mutex_unlock(&setup_mu);
         fprintf(stderr, "otelprof: no JVMTI environment for the span bridge: spans are not published\n");
-        return;
+        return 0;
     }
-    ctx_jvmti = jvmti;
     vt_ready = v21 && init_virtual_threads(jvmti);
 
     ctx_callbacks cb;
@@ -409,8 +420,24 @@ void ojv_context_init(JavaVM *vm, jvmtiEnv *agent_jvmti) {
     cb.virtual_thread_end = on_vt_end;
     (*jvmti)->SetEventCallbacks(jvmti, &cb.base, (jint)(vt_ready ? sizeof cb : sizeof cb.base));
     (*jvmti)->SetEventNotificationMode(jvmti, JVMTI_ENABLE, JVMTI_EVENT_CLASS_PREPARE, NULL);
+    __atomic_store_n(&ctx_jvmti, jvmti, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&setup_mu);
+    return 1;
+}
 
+void ojv_context_init(JavaVM *vm, jvmtiEnv *agent_jvmti) {
+    (void)agent_jvmti;
+    if (!setup(vm)) return;
     jvmtiPhase phase = JVMTI_PHASE_ONLOAD;
-    (*jvmti)->GetPhase(jvmti, &phase);
+    (*ctx_jvmti)->GetPhase(ctx_jvmti, &phase);
     if (phase == JVMTI_PHASE_LIVE) bind_loaded(vm);
+}
+
+/* Found by name when nothing bound the bridge before its first call (see the top of the file):
+ * sets up, binds every native of the calling class (this one included, so later calls go
+ * straight to n_ready) and answers as n_ready does. */
+JNIEXPORT jint JNICALL Java_io_otelprof_jvm_ContextBridge_ready0(JNIEnv *env, jclass cls) {
+    JavaVM *vm = NULL;
+    if ((*env)->GetJavaVM(env, &vm) != 0 || !setup(vm)) return 0;
+    return bind(env, cls) == 0 ? BRIDGE_PROTOCOL : 0;
 }
