@@ -1,5 +1,5 @@
 """Helpers for the JVM span tests: the jar (built with Maven, its JUnit tests included), the JDKs,
-the span workloads (tests/jvm/workloads/Span*.java, compiled once per JDK), a profiled JVM run,
+the span workloads (tests/jvm/span_workloads/Span*.java, compiled once per JDK), a profiled JVM run,
 and the samples of its OTLP files with their links and thread names."""
 import glob
 import os
@@ -22,7 +22,8 @@ AGENT_LIB = os.path.join(BUILD, "lib", "libotelprof_jvmti.so")
 TARGET = os.path.join(ROOT, "target")
 JAR = os.path.join(TARGET, "otelprof-jvm.jar")
 JAVAAGENT = os.path.join(TARGET, "opentelemetry-javaagent.jar")
-WORKLOADS = os.path.join(HERE, "workloads")
+# Not tests/jvm/workloads: those compile without the OpenTelemetry SDK (conftest.py).
+WORKLOADS = os.path.join(HERE, "span_workloads")
 JVM_DIR = "/usr/lib/jvm"
 
 
@@ -109,7 +110,7 @@ def classes_without_services():
 
 
 def workloads(home):
-    """Compiles tests/jvm/workloads/Span*.java with the JDK at home (once per session) against the
+    """Compiles tests/jvm/span_workloads/Span*.java with the JDK at home (once per session) against the
     SDK and the jar; returns the class directory."""
     key = ("workloads", home)
     if key not in _built:
