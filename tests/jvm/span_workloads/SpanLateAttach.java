@@ -1,6 +1,8 @@
 // The bridge with the native agent attached late (jcmd PID JVMTI.agent_load ...): spans are used
 // before the attach (nothing is published: no agent), the program prints "waiting" and reads a
-// line from stdin; after the attach, scopes publish. Prints "ok NAME" / "FAIL NAME: detail", "done".
+// line from stdin; after the attach, scopes publish (at once when the agent binds the bridge
+// itself, else within about a second of scope changes, when the bridge looks again). Prints
+// "ok NAME" / "FAIL NAME: detail", "done".
 import io.opentelemetry.api.trace.Span;
 import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.context.Scope;
@@ -23,6 +25,10 @@ public class SpanLateAttach {
         new BufferedReader(new InputStreamReader(System.in)).readLine();
         String want = "00-" + a.getSpanContext().getTraceId() + "-" + a.getSpanContext().getSpanId() + "-"
                 + a.getSpanContext().getTraceFlags().asHex();
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (!Otelprof.isActive() && System.nanoTime() < deadline) {
+            a.makeCurrent().close();
+        }
         boolean active = Otelprof.isActive();
         System.out.println(active ? "ok active after attach" : "FAIL active after attach: still inactive");
         try (Scope s = a.makeCurrent()) {

@@ -9,7 +9,8 @@ import java.util.logging.Logger;
  * RegisterNatives when this class is prepared, whatever class loader loaded it (the application's,
  * or the OpenTelemetry Java agent's extension loader), and again for an agent attached later with
  * jcmd, which then also sets {@link #active}. Without the agent nothing is bound: {@link #active}
- * stays false, the bridge does nothing, and says so once.
+ * stays false, the bridge does nothing, and says so once; it looks again now and then
+ * ({@link #retry}), so an agent attached later that did not bind it is found too.
  */
 final class ContextBridge {
     private static final Logger LOG = Logger.getLogger("io.otelprof");
@@ -28,7 +29,28 @@ final class ContextBridge {
      *  with the JNI, on late attach; a thread that sees it late only publishes a little later. */
     static boolean active = probe();
 
+    private static int inactiveCalls;
+    private static long nextProbe = System.nanoTime();
+
     private ContextBridge() {}
+
+    /**
+     * Called on attaches while inactive: every 1024th call, and at most once a second, probes
+     * the natives again (quietly), for an agent attached late. Returns the new state. Races
+     * between threads only probe once more.
+     */
+    static boolean retry() {
+        if ((++inactiveCalls & 1023) != 0) return false;
+        long now = System.nanoTime();
+        if (now - nextProbe < 0) return false;
+        nextProbe = now + 1_000_000_000L;
+        try {
+            if (ready0() == 1) active = true;
+        } catch (UnsatisfiedLinkError e) {
+            // still no agent
+        }
+        return active;
+    }
 
     /** Returns the version of the native side's protocol (1). */
     private static native int ready0();

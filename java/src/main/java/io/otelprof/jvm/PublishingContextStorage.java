@@ -28,7 +28,7 @@ final class PublishingContextStorage implements ContextStorage {
 
     @Override
     public Scope attach(Context toAttach) {
-        if (!ContextBridge.active || toAttach == null) return delegate.attach(toAttach);
+        if ((!ContextBridge.active && !ContextBridge.retry()) || toAttach == null) return delegate.attach(toAttach);
         SpanContext before = spanContext(delegate.current());
         Scope scope = delegate.attach(toAttach);
         SpanContext after = spanContext(toAttach);
