@@ -1,5 +1,6 @@
 // Frame naming: a packaged class, a lambda body, a static nested class, a JNI-heavy native
-// method (System.arraycopy is intrinsic, so Deflater), on a thread named "orders-worker".
+// method (System.arraycopy is intrinsic, so Deflater), on a thread named "orders-worker" that
+// runs for the given CPU time.
 package com.example;
 
 import java.util.function.LongUnaryOperator;
@@ -10,7 +11,7 @@ public class Orders {
 
     static long price(long n) {
         long x = n;
-        for (int i = 0; i < 20_000; i++) {
+        for (int i = 0; i < 3_000_000; i++) {
             x = x * 2862933555777941757L + 3037000493L; // PRICE_LINE
         }
         return x;
@@ -19,7 +20,7 @@ public class Orders {
     static final class Tax {
         static long apply(long v) {
             long x = v;
-            for (int i = 0; i < 20_000; i++) {
+            for (int i = 0; i < 3_000_000; i++) {
                 x ^= (x << 13) ^ (x >>> 7); // TAX_LINE
             }
             return x;
@@ -30,7 +31,7 @@ public class Orders {
     static byte[] out = new byte[1 << 17];
 
     static long compress() {
-        Deflater d = new Deflater(9);
+        Deflater d = new Deflater(6);
         d.setInput(data);
         d.finish();
         int n = d.deflate(out);
@@ -39,16 +40,16 @@ public class Orders {
     }
 
     public static void main(String[] args) throws Exception {
-        double seconds = args.length > 0 ? Double.parseDouble(args[0]) : 2.0;
+        double cpuSeconds = args.length > 0 ? Double.parseDouble(args[0]) : 2.0;
+        java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
         for (int i = 0; i < data.length; i++) data[i] = (byte) (i * 31 ^ (i >> 5));
         LongUnaryOperator viaLambda = v -> Tax.apply(v) + 1;
         Thread t = new Thread(() -> {
-            long end = System.nanoTime() + (long) (seconds * 1e9);
             long v = 1;
-            while (System.nanoTime() < end) {
+            while (mx.getCurrentThreadCpuTime() < (long) (cpuSeconds * 1e9)) {
                 v += price(v);
                 v += viaLambda.applyAsLong(v);
-                v += compress();
+                for (int k = 0; k < 8; k++) v += compress();
             }
             sink = v;
         }, "orders-worker");
