@@ -159,6 +159,7 @@ static int init(JavaVM *vm, const char *options, int live) {
     }
     ojv_jvmti = jvmti;
     pending_cfg = cfg;
+    ojv_context_init(vm, jvmti);
     return 0;
 }
 

@@ -19,13 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ojv.h"
 #include "otelprof/otelprof.h"
-
-/* Called by the agent once the VM is known (Agent_OnLoad, or Agent_OnAttach for a late attach),
- * with the agent's own environment (unused: this file takes one of its own, with the virtual
- * thread capability and its own callbacks). Never fails the agent: without what it needs the
- * bridge stays unbound and the jar says so. */
-void ojv_context_init(JavaVM *vm, jvmtiEnv *agent_jvmti);
 
 #define BRIDGE_CLASS_SIG "Lio/otelprof/jvm/ContextBridge;"
 #define BRIDGE_PROTOCOL 1

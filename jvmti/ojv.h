@@ -125,4 +125,10 @@ extern jobject ojv_resolver_thread;
  * a hidden class's "/0x..." or ".0x..." suffix is dropped and "$$Lambda$12" becomes "$$Lambda". */
 void ojv_class_name(const char *signature, char *out, size_t outlen);
 
+/* context_jni.c: the span bridge's natives. Called once the VM is known (Agent_OnLoad, or
+ * Agent_OnAttach for a late attach); takes a JVMTI environment of its own (the virtual thread
+ * capability and its own callbacks) and binds bridge classes already loaded. Never fails the
+ * agent: without what it needs the bridge stays unbound and the jar says so. */
+void ojv_context_init(JavaVM *vm, jvmtiEnv *agent_jvmti);
+
 #endif /* OJV_H */

@@ -19,6 +19,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 
 public final class PriceService {
     public static void main(String[] args) throws Exception {
@@ -53,7 +54,10 @@ public final class PriceService {
         System.out.println("listening on port " + server.getAddress().getPort());
         quit.await();
         server.stop(0);
+        // The /quit handler's span ends only when its handler returns, after the countDown: wait
+        // for the workers, so that span ends and is exported at exit like every other.
         pool.shutdown();
+        pool.awaitTermination(10, TimeUnit.SECONDS);
         System.out.println("stopped");
     }
 

@@ -58,7 +58,8 @@ def test_split_frames_are_java(split_run):
     hot = [s for s in ws if "Split.hot" in s.names]
     assert hot, "no sample in Split.hot"
     for s in hot:
-        assert s.names[0] in ("Split.spin", "Split.burn") or "Split.burn" in s.names, s.frames[:6]
+        # The leaf is hot() itself only in its few instructions around the call to burn().
+        assert s.names[0] in ("Split.spin", "Split.burn", "Split.hot") or "Split.burn" in s.names, s.frames[:6]
         assert all(f.kind == "jvm" for f in s.frames), "native frames without native_frames=1: %s" % s.frames
         assert s.names[-1] == "java.lang.Thread.run", s.frames
         assert "Split.lambda$main$0" in s.names and "Split$$Lambda.run" in s.names, s.names
