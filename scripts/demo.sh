@@ -20,6 +20,9 @@ OTELPROF_OUTPUT_DIR="$out" python3 -m otelprof run --service-name demo-python-cp
 echo "== Python example, wall clock"
 OTELPROF_OUTPUT_DIR="$out" python3 -m otelprof run --mode wall --service-name demo-python-wall -- examples/python/service.py 4
 
+echo "== Java example, CPU (examples/java/PriceService.java: HTTP service under the OpenTelemetry Java agent)"
+OTEL_SERVICE_NAME=demo-java-cpu bash examples/java/run.sh "$out" 20
+
 echo
 echo "Flame graphs (open in a browser):"
 ls -1 "$out"/*.html

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(build-essential cmake ninja-build pkg-config protobuf-c-compiler libprotobuf-c-dev
           libunwind-dev libcurl4-openssl-dev zlib1g-dev python3 python3-pip chromium
-          libgoogle-perftools-dev)   # the last: gperftools, a peer measured by bench/run
+          libgoogle-perftools-dev    # gperftools, a peer measured by bench/run
+          openjdk-17-jdk maven)      # the JVM agent: jni.h/jvmti.h, java/javac/jcmd; the Java side
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
