@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("OTELPROF_BUILD", os.path.join(ROOT, "build"))
@@ -57,6 +58,10 @@ def _to_samples(v):
 class Profiler:
     name, rate, hz = "?", "100 Hz", 100
 
+    def required(self):
+        """Whether a row of this profiler without figures fails the harness."""
+        return False
+
     def unavailable(self):
         return None
 
@@ -75,6 +80,9 @@ class Profiler:
 
 class Otelprof(Profiler):
     name = "otelprof"
+
+    def required(self):
+        return True
 
     def unavailable(self):
         lib = os.path.join(BUILD, "lib", "libotelprof.so")
@@ -140,6 +148,9 @@ def _python_frame_name(f):
 
 class OtelprofPython(Profiler):
     name = "otelprof (cpython)"
+
+    def required(self):
+        return True
 
     def unavailable_for(self, workload):
         py = workload.python or sys.executable
@@ -385,3 +396,96 @@ class Ddtrace(Profiler):
 
 
 PEERS_PYTHON = [PySpy, PySpyNonblocking, Pyroscope, Ddtrace]
+
+
+# ---- JVM --------------------------------------------------------------------------------------
+
+CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "otelprof", "bench")
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+
+
+def _in_ci():
+    return os.environ.get("CI") == "true"
+
+
+def maven_jar(coords):
+    """(path of the jar group:artifact:version, None), fetched once into the cache with Maven, or
+    (None, why not)."""
+    _group, artifact, version = coords.split(":")
+    dest = os.path.join(CACHE, f"{artifact}-{version}")
+    jar = os.path.join(dest, f"{artifact}-{version}.jar")
+    if os.path.exists(jar):
+        return jar, None
+    if not shutil.which("mvn"):
+        return None, "mvn missing (Debian maven) to fetch " + coords
+    os.makedirs(dest, exist_ok=True)
+    # Run where there is no pom.xml, so Maven resolves only the artifact.
+    r = subprocess.run(["mvn", "-B", "-q", f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={coords}",
+                        f"-DoutputDirectory={dest}"], cwd=dest, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0 or not os.path.exists(jar):
+        last = (r.stdout + r.stderr).strip().splitlines()[-1:] or [""]
+        return None, f"mvn could not fetch {coords}: {last[0][:200]}"
+    return jar, None
+
+
+def java_frame_name(f):
+    """'java/lang/Thread.run' or 'java.lang.Thread.run_[j]' -> 'java.lang.Thread.run'."""
+    f = f.replace("/", ".")
+    return re.sub(r"_\[[a-z0-9]\]$", "", f)
+
+
+def insert_jvm_options(cmd, options):
+    """The java command with options placed right after the launcher."""
+    return [cmd[0]] + options + cmd[1:]
+
+
+class OtelprofJava(Profiler):
+    name = "otelprof (jvm)"
+    LIB = os.path.join(BUILD, "lib", "libotelprof_jvmti.so")
+
+    def required(self):
+        # Until a JDK build produces the agent, a run outside CI says so instead of failing.
+        return _in_ci() or os.path.exists(self.LIB)
+
+    def unavailable(self):
+        return None if os.path.exists(self.LIB) else f"{self.LIB} not built (scripts/build.sh with a JDK)"
+
+    def wrap(self, cmd, workdir, workload):
+        opts = f"interval=10ms,output_dir={os.path.join(workdir, 'out')},log_level=debug,service_name=bench"
+        return insert_jvm_options(cmd, [f"-agentpath:{self.LIB}={opts}"])
+
+    def analyse(self, m, workload):
+        res = Otelprof.analyse(self, m, workload)
+        res["stacks"] = {tuple(java_frame_name(f) for f in s): n for s, n in res["stacks"].items()}
+        return res
+
+
+class AsyncProfiler(Profiler):
+    """async-profiler 4.6 from Maven Central (the plain jar embeds linux-x64/libasyncProfiler.so)."""
+    name = "async-profiler 4.6"
+    COORDS = "tools.profiler:async-profiler:4.6"
+
+    def required(self):
+        return _in_ci()
+
+    def unavailable(self):
+        jar, why = maven_jar(self.COORDS)
+        if why:
+            return why
+        self.lib = os.path.join(os.path.dirname(jar), "linux-x64", "libasyncProfiler.so")
+        if not os.path.exists(self.lib):
+            with zipfile.ZipFile(jar) as z:
+                z.extract("linux-x64/libasyncProfiler.so", os.path.dirname(jar))
+        return None
+
+    def wrap(self, cmd, workdir, workload):
+        out = os.path.join(workdir, "ap.collapsed")
+        return insert_jvm_options(cmd, [f"-agentpath:{self.lib}=start,event=cpu,interval=10ms,file={out}"])
+
+    def analyse(self, m, workload):
+        stacks = parse_folded(os.path.join(m.workdir, "ap.collapsed"), java_frame_name)
+        return {"stacks": stacks, "samples": sum(stacks.values()) or None,
+                "note": "signal path n/a (no self-metrics)"}
+
+
+PEERS_JAVA = [AsyncProfiler]
