@@ -4,6 +4,7 @@ import glob
 import gzip
 import http.server
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -205,8 +206,11 @@ class _Sink(http.server.BaseHTTPRequestHandler):
     bodies = []
 
     def do_POST(self):
-        n = int(self.headers.get("Content-Length", "0") or 0)
-        body = self.rfile.read(n) if n else b""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = self._read_chunked()
+        else:
+            n = int(self.headers.get("Content-Length", "0") or 0)
+            body = self.rfile.read(n) if n else b""
         _Sink.bodies.append((self.path, self.headers.get("Content-Type", ""), body))
         self.send_response(200)
         self.send_header("Content-Length", "2")
@@ -214,6 +218,17 @@ class _Sink(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b"{}")
 
     do_PUT = do_POST
+
+    def _read_chunked(self):
+        body = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return body
+            body += self.rfile.read(size)
+            self.rfile.readline()
 
     def log_message(self, *a):
         pass
@@ -488,4 +503,92 @@ class AsyncProfiler(Profiler):
                 "note": "signal path n/a (no self-metrics)"}
 
 
-PEERS_JAVA = [AsyncProfiler]
+def _jdk_tool(name):
+    from workloads import find_jdk
+    jdk = find_jdk()
+    return os.path.join(jdk, "bin", name) if jdk else None
+
+
+def jfr_stacks(path, event="jdk.ExecutionSample"):
+    """{stack root..leaf: samples} of one event type in a JFR file, read by the JDK's jfr tool."""
+    r = subprocess.run([_jdk_tool("jfr"), "print", "--json", "--stack-depth", "256", "--events", event, path],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        return {}
+    stacks = {}
+    for ev in json.loads(r.stdout)["recording"]["events"]:
+        frames = (ev["values"].get("stackTrace") or {}).get("frames") or []
+        key = tuple(java_frame_name(f"{f['method']['type']['name']}.{f['method']['name']}") for f in reversed(frames))
+        stacks[key] = stacks.get(key, 0) + 1
+    return stacks
+
+
+def jfr_event_count(path, event):
+    """How many events of a type a JFR file holds (from `jfr summary`), or None."""
+    r = subprocess.run([_jdk_tool("jfr"), "summary", path], capture_output=True, text=True, timeout=600)
+    m = re.search(rf"^\s*{re.escape(event)}\s+(\d+)", r.stdout, re.M)
+    return int(m.group(1)) if m else None
+
+
+class Ddprof(Profiler):
+    """Datadog's Java profiler library (an async-profiler fork), loaded as a JVM agent."""
+    name = "ddprof 1.22.0"
+    COORDS = "com.datadoghq:ddprof:1.22.0"
+    ENTRY = "META-INF/native-libs/linux-x64/libjavaProfiler.so"
+
+    def unavailable(self):
+        jar, why = maven_jar(self.COORDS)
+        if why:
+            return why
+        self.lib = os.path.join(os.path.dirname(jar), self.ENTRY)
+        if not os.path.exists(self.lib):
+            with zipfile.ZipFile(jar) as z:
+                z.extract(self.ENTRY, os.path.dirname(jar))
+        return None
+
+    def wrap(self, cmd, workdir, workload):
+        out = os.path.join(workdir, "dd.jfr")
+        return insert_jvm_options(cmd, [f"-agentpath:{self.lib}=start,cpu=10ms,file={out}"])
+
+    def analyse(self, m, workload):
+        # Its JFR has an empty string pool, which the JDK's reader refuses: counts, no stacks.
+        n = jfr_event_count(os.path.join(m.workdir, "dd.jfr"), "datadog.ExecutionSample")
+        return {"samples": n, "note": "stacks n/a (its JFR is unreadable by the JDK's jfr); signal path n/a"}
+
+
+class PyroscopeJava(Profiler):
+    """Grafana Pyroscope's Java agent (async-profiler inside), uploading JFR to a local sink."""
+    name = "pyroscope agent 2.9.2"
+    COORDS = "io.pyroscope:agent:2.9.2"
+
+    def unavailable(self):
+        self.jar, why = maven_jar(self.COORDS)
+        return why
+
+    def env(self, workdir, workload):
+        self.srv = _start_sink()
+        _Sink.bodies = []
+        return {"PYROSCOPE_SERVER_ADDRESS": f"http://127.0.0.1:{self.srv.server_address[1]}",
+                "PYROSCOPE_APPLICATION_NAME": "bench", "PYROSCOPE_PROFILER_EVENT": "cpu",
+                "PYROSCOPE_PROFILING_INTERVAL": "10ms", "PYROSCOPE_UPLOAD_INTERVAL": "1s",
+                "PYROSCOPE_FORMAT": "jfr"}
+
+    def wrap(self, cmd, workdir, workload):
+        return insert_jvm_options(cmd, [f"-javaagent:{self.jar}"])
+
+    def analyse(self, m, workload):
+        self.srv.shutdown()
+        stacks = {}
+        for i, (_path, _ctype, body) in enumerate(_Sink.bodies):
+            for name, part in _multipart_parts(body):
+                if name != "jfr":
+                    continue
+                p = os.path.join(m.workdir, f"upload{i}.jfr")
+                open(p, "wb").write(gzip.decompress(part) if part[:2] == b"\x1f\x8b" else part)
+                for s, n in jfr_stacks(p).items():
+                    stacks[s] = stacks.get(s, 0) + n
+        return {"stacks": stacks, "samples": sum(stacks.values()) or None,
+                "note": f"{len(_Sink.bodies)} uploads; signal path n/a"}
+
+
+PEERS_JAVA = [AsyncProfiler, Ddprof, PyroscopeJava]
