@@ -73,12 +73,13 @@ def quit_server(port):
 class HttpLoad:
     """The driver of one run: started by the harness beside the server process."""
 
-    def __init__(self, path, requests, connections):
+    def __init__(self, path, requests, connections, start_timeout=60):
         self.path, self.requests, self.connections = path, requests, connections
+        self.start_timeout = start_timeout
 
     def __call__(self, workdir, exited, kill):
         """exited: set once the server has exited; kill(): ends it (when it never listens)."""
-        port = wait_for_port(os.path.join(workdir, "stdout"), exited)
+        port = wait_for_port(os.path.join(workdir, "stdout"), exited, self.start_timeout)
         if port is None:
             kill()
             return {"error": "the server never printed its port"}
