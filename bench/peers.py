@@ -4,12 +4,14 @@ import glob
 import gzip
 import http.server
 import importlib.util
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import threading
+import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("OTELPROF_BUILD", os.path.join(ROOT, "build"))
@@ -57,6 +59,10 @@ def _to_samples(v):
 class Profiler:
     name, rate, hz = "?", "100 Hz", 100
 
+    def required(self):
+        """Whether a row of this profiler without figures fails the harness."""
+        return False
+
     def unavailable(self):
         return None
 
@@ -75,6 +81,9 @@ class Profiler:
 
 class Otelprof(Profiler):
     name = "otelprof"
+
+    def required(self):
+        return True
 
     def unavailable(self):
         lib = os.path.join(BUILD, "lib", "libotelprof.so")
@@ -141,6 +150,9 @@ def _python_frame_name(f):
 class OtelprofPython(Profiler):
     name = "otelprof (cpython)"
 
+    def required(self):
+        return True
+
     def unavailable_for(self, workload):
         py = workload.python or sys.executable
         r = subprocess.run([py, "-c", "import otelprof._native"], capture_output=True)
@@ -194,15 +206,32 @@ class _Sink(http.server.BaseHTTPRequestHandler):
     bodies = []
 
     def do_POST(self):
-        n = int(self.headers.get("Content-Length", "0") or 0)
-        body = self.rfile.read(n) if n else b""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = self._read_chunked()
+        else:
+            n = int(self.headers.get("Content-Length", "0") or 0)
+            body = self.rfile.read(n) if n else b""
         _Sink.bodies.append((self.path, self.headers.get("Content-Type", ""), body))
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # an uploader in a process that is exiting need not hear back
 
     do_PUT = do_POST
+
+    def _read_chunked(self):
+        body = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return body
+            body += self.rfile.read(size)
+            self.rfile.readline()
 
     def log_message(self, *a):
         pass
@@ -385,3 +414,184 @@ class Ddtrace(Profiler):
 
 
 PEERS_PYTHON = [PySpy, PySpyNonblocking, Pyroscope, Ddtrace]
+
+
+# ---- JVM --------------------------------------------------------------------------------------
+
+CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "otelprof", "bench")
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+
+
+def _in_ci():
+    return os.environ.get("CI") == "true"
+
+
+def maven_jar(coords):
+    """(path of the jar group:artifact:version, None), fetched once into the cache with Maven, or
+    (None, why not)."""
+    _group, artifact, version = coords.split(":")
+    dest = os.path.join(CACHE, f"{artifact}-{version}")
+    jar = os.path.join(dest, f"{artifact}-{version}.jar")
+    if os.path.exists(jar):
+        return jar, None
+    if not shutil.which("mvn"):
+        return None, "mvn missing (Debian maven) to fetch " + coords
+    os.makedirs(dest, exist_ok=True)
+    # Run where there is no pom.xml, so Maven resolves only the artifact.
+    r = subprocess.run(["mvn", "-B", "-q", f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={coords}",
+                        f"-DoutputDirectory={dest}"], cwd=dest, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0 or not os.path.exists(jar):
+        last = (r.stdout + r.stderr).strip().splitlines()[-1:] or [""]
+        return None, f"mvn could not fetch {coords}: {last[0][:200]}"
+    return jar, None
+
+
+def java_frame_name(f):
+    """'java/lang/Thread.run' or 'java.lang.Thread.run_[j]' -> 'java.lang.Thread.run'."""
+    f = f.replace("/", ".")
+    return re.sub(r"_\[[a-z0-9]\]$", "", f)
+
+
+def insert_jvm_options(cmd, options):
+    """The java command with options placed right after the launcher."""
+    return [cmd[0]] + options + cmd[1:]
+
+
+class OtelprofJava(Profiler):
+    name = "otelprof (jvm)"
+    LIB = os.path.join(BUILD, "lib", "libotelprof_jvmti.so")
+
+    def required(self):
+        # Until a JDK build produces the agent, a run outside CI says so instead of failing.
+        return _in_ci() or os.path.exists(self.LIB)
+
+    def unavailable(self):
+        return None if os.path.exists(self.LIB) else f"{self.LIB} not built (scripts/build.sh with a JDK)"
+
+    def wrap(self, cmd, workdir, workload):
+        opts = f"interval=10ms,output_dir={os.path.join(workdir, 'out')},log_level=debug,service_name=bench"
+        return insert_jvm_options(cmd, [f"-agentpath:{self.LIB}={opts}"])
+
+    def analyse(self, m, workload):
+        res = Otelprof.analyse(self, m, workload)
+        res["stacks"] = {tuple(java_frame_name(f) for f in s): n for s, n in res["stacks"].items()}
+        return res
+
+
+class AsyncProfiler(Profiler):
+    """async-profiler 4.6 from Maven Central (the plain jar embeds linux-x64/libasyncProfiler.so)."""
+    name = "async-profiler 4.6"
+    COORDS = "tools.profiler:async-profiler:4.6"
+
+    def required(self):
+        return _in_ci()
+
+    def unavailable(self):
+        jar, why = maven_jar(self.COORDS)
+        if why:
+            return why
+        self.lib = os.path.join(os.path.dirname(jar), "linux-x64", "libasyncProfiler.so")
+        if not os.path.exists(self.lib):
+            with zipfile.ZipFile(jar) as z:
+                z.extract("linux-x64/libasyncProfiler.so", os.path.dirname(jar))
+        return None
+
+    def wrap(self, cmd, workdir, workload):
+        out = os.path.join(workdir, "ap.collapsed")
+        return insert_jvm_options(cmd, [f"-agentpath:{self.lib}=start,event=cpu,interval=10ms,file={out}"])
+
+    def analyse(self, m, workload):
+        stacks = parse_folded(os.path.join(m.workdir, "ap.collapsed"), java_frame_name)
+        return {"stacks": stacks, "samples": sum(stacks.values()) or None,
+                "note": "signal path n/a (no self-metrics)"}
+
+
+def _jdk_tool(name):
+    from workloads import find_jdk
+    jdk = find_jdk()
+    return os.path.join(jdk, "bin", name) if jdk else None
+
+
+def jfr_stacks(path, event="jdk.ExecutionSample"):
+    """{stack root..leaf: samples} of one event type in a JFR file, read by the JDK's jfr tool."""
+    r = subprocess.run([_jdk_tool("jfr"), "print", "--json", "--stack-depth", "256", "--events", event, path],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        return {}
+    stacks = {}
+    for ev in json.loads(r.stdout)["recording"]["events"]:
+        frames = (ev["values"].get("stackTrace") or {}).get("frames") or []
+        key = tuple(java_frame_name(f"{f['method']['type']['name']}.{f['method']['name']}") for f in reversed(frames))
+        stacks[key] = stacks.get(key, 0) + 1
+    return stacks
+
+
+def jfr_event_count(path, event):
+    """How many events of a type a JFR file holds (from `jfr summary`), or None."""
+    r = subprocess.run([_jdk_tool("jfr"), "summary", path], capture_output=True, text=True, timeout=600)
+    m = re.search(rf"^\s*{re.escape(event)}\s+(\d+)", r.stdout, re.M)
+    return int(m.group(1)) if m else None
+
+
+class Ddprof(Profiler):
+    """Datadog's Java profiler library (an async-profiler fork), loaded as a JVM agent."""
+    name = "ddprof 1.22.0"
+    COORDS = "com.datadoghq:ddprof:1.22.0"
+    ENTRY = "META-INF/native-libs/linux-x64/libjavaProfiler.so"
+
+    def unavailable(self):
+        jar, why = maven_jar(self.COORDS)
+        if why:
+            return why
+        self.lib = os.path.join(os.path.dirname(jar), self.ENTRY)
+        if not os.path.exists(self.lib):
+            with zipfile.ZipFile(jar) as z:
+                z.extract(self.ENTRY, os.path.dirname(jar))
+        return None
+
+    def wrap(self, cmd, workdir, workload):
+        out = os.path.join(workdir, "dd.jfr")
+        return insert_jvm_options(cmd, [f"-agentpath:{self.lib}=start,cpu=10ms,file={out}"])
+
+    def analyse(self, m, workload):
+        # Its JFR has an empty string pool, which the JDK's reader refuses: counts, no stacks.
+        n = jfr_event_count(os.path.join(m.workdir, "dd.jfr"), "datadog.ExecutionSample")
+        return {"samples": n, "note": "stacks n/a (its JFR is unreadable by the JDK's jfr); signal path n/a"}
+
+
+class PyroscopeJava(Profiler):
+    """Grafana Pyroscope's Java agent (async-profiler inside), uploading JFR to a local sink."""
+    name = "pyroscope agent 2.9.2"
+    COORDS = "io.pyroscope:agent:2.9.2"
+
+    def unavailable(self):
+        self.jar, why = maven_jar(self.COORDS)
+        return why
+
+    def env(self, workdir, workload):
+        self.srv = _start_sink()
+        _Sink.bodies = []
+        return {"PYROSCOPE_SERVER_ADDRESS": f"http://127.0.0.1:{self.srv.server_address[1]}",
+                "PYROSCOPE_APPLICATION_NAME": "bench", "PYROSCOPE_PROFILER_EVENT": "cpu",
+                "PYROSCOPE_PROFILING_INTERVAL": "10ms", "PYROSCOPE_UPLOAD_INTERVAL": "1s",
+                "PYROSCOPE_FORMAT": "jfr"}
+
+    def wrap(self, cmd, workdir, workload):
+        return insert_jvm_options(cmd, [f"-javaagent:{self.jar}"])
+
+    def analyse(self, m, workload):
+        self.srv.shutdown()
+        stacks = {}
+        for i, (_path, _ctype, body) in enumerate(_Sink.bodies):
+            for name, part in _multipart_parts(body):
+                if name != "jfr":
+                    continue
+                p = os.path.join(m.workdir, f"upload{i}.jfr")
+                open(p, "wb").write(gzip.decompress(part) if part[:2] == b"\x1f\x8b" else part)
+                for s, n in jfr_stacks(p).items():
+                    stacks[s] = stacks.get(s, 0) + n
+        return {"stacks": stacks, "samples": sum(stacks.values()) or None,
+                "note": f"{len(_Sink.bodies)} uploads; signal path n/a"}
+
+
+PEERS_JAVA = [AsyncProfiler, Ddprof, PyroscopeJava]
