@@ -67,11 +67,15 @@ protoc = find_executable("protoc-c") or
 gen = File.expand_path("gen")
 FileUtils.mkdir_p(gen)
 proto_dir = File.join(ROOT, core_one("proto_dir"))
-CORE.fetch("protos").each do |p|
-  system(protoc, "--c_out=#{gen}", "-I#{proto_dir}", File.join(proto_dir, p)) or
-    abort "otelprof: protoc-c failed on #{p}"
+generated = CORE.fetch("protos").map do |p|
+  out = File.join(gen, p.sub(/\.proto\z/, ".pb-c.c"))
+  src = File.join(proto_dir, p)
+  # Regenerated only when older than its proto, so a rebuild recompiles only what changed.
+  unless File.exist?(out) && File.mtime(out) >= File.mtime(src)
+    system(protoc, "--c_out=#{gen}", "-I#{proto_dir}", src) or abort "otelprof: protoc-c failed on #{p}"
+  end
+  out
 end
-generated = CORE.fetch("protos").map { |p| File.join(gen, p.sub(/\.proto\z/, ".pb-c.c")) }
 
 # Only the LD_PRELOAD library carries these (the gem does not even pack them).
 preload = core_files("preload_sources", required: false)
