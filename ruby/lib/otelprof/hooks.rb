@@ -20,6 +20,9 @@ module Otelprof
       end
 
       def daemon(*args)
+        # The original process ends inside daemon (_exit, no at_exit): what it sampled so far is
+        # written now, under its pid.
+        Native.flush if Native.running?
         Native.before_fork
         result = super
         # Only the child returns (the parent exits inside daemon).
