@@ -19,8 +19,17 @@ module Otelprof
       next if Otelprof.running?
 
       # The application's name, unless OTEL_SERVICE_NAME (or the options) name the service.
-      defaults = ENV.fetch("OTEL_SERVICE_NAME", "").strip.empty? ? {service_name: app.class.module_parent_name.underscore} : {}
+      defaults = ENV.fetch("OTEL_SERVICE_NAME", "").strip.empty? ? {service_name: Railtie.service_name(app)} : {}
       Otelprof.autostart(**defaults, **settings.options)
+    rescue StandardError => e
+      # Profiling must never keep the application from booting.
+      warn "otelprof: not started: #{e.class}: #{e.message}"
+    end
+
+    # MyShop::Application -> "my_shop"; a top-level application class: its own name.
+    def self.service_name(app)
+      name = app.class.module_parent_name || app.class.name.to_s.delete_suffix("Application")
+      name.empty? ? "rails" : name.underscore
     end
   end
 end
