@@ -9,11 +9,14 @@
 require "action_controller/railtie"
 require "otelprof"
 
+# The service's name in profiles (and spans), unless the environment gives one.
+ENV["OTEL_SERVICE_NAME"] ||= "example-rails"
+
 # OpenTelemetry, when its SDK is installed: spans, and pyroscope.profile.id on request spans.
 OTEL = begin
   require "opentelemetry/sdk"
   OpenTelemetry::SDK.configure do |c|
-    c.service_name = "example-rails"
+    c.service_name = ENV["OTEL_SERVICE_NAME"]
     c.add_span_processor(Otelprof::ProfileIdSpanProcessor.new)
   end
   true
@@ -57,7 +60,8 @@ class ExampleApp < Rails::Application
   config.secret_key_base = "example-only-not-secret"
   config.hosts.clear
   config.middleware.insert_before 0, ServerSpan
-  config.otelprof.options = {service_name: "example-rails"}
+  # Profiler options, as for Otelprof.start (the OTELPROF_* variables apply where none is given).
+  config.otelprof.options = {}
 
   routes.append do
     get "/cpu" => "work#cpu"

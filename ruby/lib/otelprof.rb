@@ -22,6 +22,7 @@ rescue LoadError => e
                    "Bundler does not compile path: gems: run `rake compile` in the gem's directory"
 end
 require_relative "otelprof/options"
+require_relative "otelprof/require_hook"
 require_relative "otelprof/hooks"
 require_relative "otelprof/opentelemetry"
 
@@ -105,4 +106,11 @@ module Otelprof
   end
 end
 
-require_relative "otelprof/railtie" if defined?(::Rails::Railtie)
+# The Railtie, now or as soon as Rails is loaded (`otelprof run` and RUBYOPT load the gem first):
+# before the application's class body, which may configure config.otelprof.
+Otelprof::RequireHook.wait_for do
+  next false unless defined?(::Rails::Railtie)
+
+  require_relative "otelprof/railtie"
+  true
+end

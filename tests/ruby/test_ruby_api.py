@@ -135,3 +135,35 @@ def test_launcher_runs_a_command_profiled(tmp_path):
                       (["profile"], 'unknown command "profile"')):
         p = subprocess.run(launcher + args, env=env, capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and why in p.stderr, (args, p.stderr)
+
+
+def test_railtie_when_rails_is_loaded_after_the_gem(tmp_path):
+    # `otelprof run` and RUBYOPT load the gem before the application loads Rails: the Railtie
+    # still exists before the application's class body configures config.otelprof.
+    r = run_rb(["-rotelprof", "-e", """
+require "action_controller/railtie"
+class DemoApp < Rails::Application
+  config.eager_load = false
+  config.logger = Logger.new(nil)
+  config.secret_key_base = "x"
+  config.otelprof.options = {formats: "folded"}
+end
+Rails.application.initialize!
+p Otelprof.running?
+"""], tmp_path, env={"OTELPROF_AUTOSTART": "false"})
+    assert r.rc == 0 and r.stdout.strip() == "false", (r.stdout, r.stderr[-2000:])
+    r = run_rb(["-rotelprof", "-e", """
+require "action_controller/railtie"
+class DemoApp < Rails::Application
+  config.eager_load = false
+  config.logger = Logger.new(nil)
+  config.secret_key_base = "x"
+  config.otelprof.options = {formats: "folded"}
+end
+Rails.application.initialize!
+p Otelprof.running?
+"""], tmp_path / "on")
+    assert r.rc == 0 and r.stdout.strip() == "true", (r.stdout, r.stderr[-2000:])
+    # Named after the application, in the formats its configuration asked for.
+    names = [os.path.basename(f) for f in r.files("*")]
+    assert len(names) == 1 and re.fullmatch(r"demo_app-\d+\.folded", names[0]), names

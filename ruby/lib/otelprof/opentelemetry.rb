@@ -30,15 +30,6 @@ module Otelprof
       end
     end
 
-    # Prepended to Kernel: OpenTelemetry may be required after the profiler started.
-    module RequireHook
-      private def require(path)
-        loaded = super
-        OpenTelemetrySupport.install if loaded && !OpenTelemetrySupport.installed?
-        loaded
-      end
-    end
-
     @installed = false
     @watching = false
 
@@ -60,11 +51,12 @@ module Otelprof
         true
       end
 
+      # Now, or once a later require has loaded OpenTelemetry.
       def watch
-        return if install || @watching
+        return if @watching
 
         @watching = true
-        Kernel.prepend(RequireHook)
+        RequireHook.wait_for { install }
       end
     end
   end
