@@ -55,7 +55,10 @@ def build_lib(sanitize=""):
     # Copied, not linked: lib/otelprof.rb finds the extension by its own real path.
     shutil.copytree(os.path.join(GEM, "lib"), lib, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("*.so"))
-    shutil.copy2(os.path.join(ext, "otelprof_native.so"), os.path.join(lib, "otelprof", "otelprof_native.so"))
+    # Replaced by a rename, never rewritten in place: a Ruby still running may have it mapped.
+    so = os.path.join(lib, "otelprof", "otelprof_native.so")
+    shutil.copy2(os.path.join(ext, "otelprof_native.so"), so + ".tmp")
+    os.replace(so + ".tmp", so)
     _built[sanitize] = lib
     return lib
 

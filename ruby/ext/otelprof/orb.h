@@ -94,6 +94,8 @@ void orb_resolve_requested(void *user);
 /* Starts / stops the otelprof-resolver Ruby thread (GVL). Start returns -1 on failure. */
 int orb_resolver_start(void);
 void orb_resolver_stop(void);
+/* The resolver's Thread (Qnil when none), which is never sampled. */
+VALUE orb_resolver_thread(void);
 /* fork child (AS-safe): the thread is gone; its lock and condition are fresh. */
 void orb_resolver_after_fork(void);
 

@@ -109,6 +109,10 @@ int orb_resolver_start(void) {
     return 0;
 }
 
+VALUE orb_resolver_thread(void) {
+    return resolver_thread;
+}
+
 void orb_resolver_stop(void) {
     if (NIL_P(resolver_thread)) return;
     pthread_mutex_lock(&lock);

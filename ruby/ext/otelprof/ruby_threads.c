@@ -132,13 +132,13 @@ void orb_threads_start(void) {
     }
     rb_tracepoint_enable(tp_begin);
     rb_tracepoint_enable(tp_end);
-    /* Threads already running (a new one cannot run Ruby while we hold the GVL, and will pass
-     * through on_begin; one met both ways keeps one record). */
+    /* Threads already running (one that starts meanwhile passes through on_begin too and keeps
+     * one record); not the resolver, which excludes itself when it starts. */
     VALUE list = rb_funcall(rb_cThread, rb_intern("list"), 0);
     ID native_id = rb_intern("native_thread_id");
     for (long i = 0; i < RARRAY_LEN(list); i++) {
         VALUE th = RARRAY_AREF(list, i);
-        if (!RTEST(rb_funcall(th, rb_intern("alive?"), 0))) continue;
+        if (th == orb_resolver_thread() || !RTEST(rb_funcall(th, rb_intern("alive?"), 0))) continue;
         VALUE tid = rb_funcall(th, native_id, 0);
         if (FIXNUM_P(tid)) register_tid((pid_t)FIX2LONG(tid), th);
     }
