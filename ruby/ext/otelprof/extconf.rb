@@ -101,6 +101,15 @@ have_func("rb_profile_frames", "ruby/debug.h") or abort "otelprof: this Ruby lac
 have_func("rb_profile_thread_frames", "ruby/debug.h")       # 3.3: another thread's frames
 have_func("rb_postponed_job_preregister", "ruby/debug.h")   # 3.3: postponed jobs safe from any thread
 have_func("rb_internal_thread_add_event_hook", "ruby/thread.h") # 3.2: thread start/exit/GVL events
+# libruby's thread-local pointer to the running execution context, which walk() checks before it
+# calls rb_profile_frames (exported by every Ruby from 3.0 on Linux). Without it the gem installs
+# and start says it cannot run.
+checking_for("ruby_current_ec") do
+  try_link(<<~C) and $defs << "-DORB_HAVE_CURRENT_EC"
+    extern __thread void *ruby_current_ec;
+    int main(void) { return ruby_current_ec != 0; }
+  C
+end
 
 # The core's flags first, then the adapter's (they apply to the whole extension, core included):
 # Ruby's public headers are not -Wextra-clean; Debian's Ruby compiles extensions with

@@ -22,9 +22,22 @@
 
 #include <ruby/debug.h>
 
+#ifdef ORB_HAVE_CURRENT_EC
 /* libruby's own per-native-thread pointer to the running fiber's execution context (exported;
  * static TLS of a library loaded with the program, so reading it never allocates). */
 extern __thread void *ruby_current_ec;
+#define CURRENT_EC() ruby_current_ec
+#else
+#define CURRENT_EC() ((void *)0) /* start() refuses (orb_walk_supported) */
+#endif /* ORB_HAVE_CURRENT_EC */
+
+int orb_walk_supported(void) {
+#ifdef ORB_HAVE_CURRENT_EC
+    return 1;
+#else
+    return 0;
+#endif /* ORB_HAVE_CURRENT_EC */
+}
 
 static void *gc_ec;            /* execution context of the thread running the GC, or NULL */
 static int gc_active;          /* between GC enter and exit */
@@ -71,7 +84,7 @@ int orb_walk(void *user, void *ucontext, otelprof_frame *out, int max) {
         return 0;
     }
     orb_thread_apply_name(td.ptr);
-    void *ec = ruby_current_ec;
+    void *ec = CURRENT_EC();
     if (!ec) {
         ORB_COUNT(ORB_STAT_WALK_NO_EC);
         return 0;
@@ -131,7 +144,7 @@ int orb_walk(void *user, void *ucontext, otelprof_frame *out, int max) {
 /* GC hooks: on the thread that runs the GC, with the GVL, allocating nothing. */
 static void on_gc_enter(VALUE tp, void *data) {
     (void)tp, (void)data;
-    __atomic_store_n(&gc_ec, ruby_current_ec, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&gc_ec, CURRENT_EC(), __ATOMIC_SEQ_CST);
     __atomic_store_n(&gc_active, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&compaction_possible, __ATOMIC_SEQ_CST))
         while (__atomic_load_n(&walkers, __ATOMIC_SEQ_CST)) sched_yield();

@@ -84,6 +84,9 @@ static VALUE n_start(VALUE self, VALUE opts) {
     (void)self;
     Check_Type(opts, T_HASH);
     if (vm_exiting) rb_raise(eError, "otelprof: the interpreter is exiting; not starting");
+    if (!orb_walk_supported())
+        rb_raise(eError, "otelprof: this Ruby does not export ruby_current_ec, which the frame walk needs; "
+                         "profiling is off");
     if (otelprof_is_running()) raise_core(OTELPROF_ERUNNING, "already started");
     apply_args a = {otelprof_config_new(), OTELPROF_OK, ""};
     if (!a.cfg) rb_raise(rb_eNoMemError, "otelprof: out of memory");

@@ -61,6 +61,8 @@ extern const char *const orb_walk_errors[ORB_WALK_ERR__COUNT];
 /* ---- frame_walk.c ---------------------------------------------------------------------------- */
 /* SIGNAL CONTEXT: the adapter's walk(). */
 int orb_walk(void *user, void *ucontext, otelprof_frame *out, int max);
+/* 0 when this build cannot find a thread's execution context (start refuses). */
+int orb_walk_supported(void);
 /* At load, from Kernel#require: learns how to tell C method frames (see frame_walk.c). */
 void orb_walk_self_test(void);
 int orb_walk_skips_unstarted(void);

@@ -169,6 +169,10 @@ static VALUE name_frame(VALUE arg) {
     }
     a->out->line = a->frame->aux > 0 ? a->frame->aux : 0;
     a->out->start_line = FIXNUM_P(first) ? FIX2LONG(first) : 0;
+    /* The id on this stack keeps the object alive and in place (the GC scans the C stack
+     * conservatively) even if its slot is released meanwhile: a close whose 2 s wait ends while
+     * this frame is being named lets its ids go, and the allocations above may run a GC. */
+    RB_GC_GUARD(id);
     RB_GC_GUARD(label);
     RB_GC_GUARD(path);
     a->rc = 0;
