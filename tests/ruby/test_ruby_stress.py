@@ -21,12 +21,15 @@ def check(run, seconds):
     assert run.rc == 0, run.stderr[-4000:]
     counts, bad = printed(run, "counts"), printed(run, "bad")
     assert bad == {}, (bad, counts)
-    # Every kind of churn ran many times (the fewest seen in 10 runs, 2 cores shared: thread 150,
-    # fiber 600, eval 600, compact 60, deflate 60 in 20 s).
+    # Every kind of churn ran many times (the fewest seen in 10 runs of 20 s, 2 cores shared:
+    # thread 164, fiber 889, eval 913, compact 66, deflate 70, alloc 761; under ASan about 60%).
     for kind, least in (("thread", 40), ("fiber", 150), ("eval", 150), ("compact", 15), ("deflate", 15), ("alloc", 150)):
         assert counts.get(kind, 0) >= least * seconds / 20, (kind, counts)
     stats, final = printed(run, "stats"), printed(run, "final")
-    assert stats["samples_taken"] >= 1000 * seconds / 20, stats
+    # Every churned thread's record was freed when it ended: only the main thread's is left.
+    assert counts["thread"] > 0 and stats["ruby_thread_records"] == 1, stats
+    assert final["ruby_thread_records"] == 0, final
+    assert stats["samples_taken"] >= 1000 * seconds / 20, stats  # 10 runs: 3618 .. 4595
     assert final["walk_frame_table_full"] == 0, final
     assert final["frames_rejected"] == 0 and final["resolve_errors"] == 0, final
     # Every frame the core held was named in time (the resolver had the GVL within 2 s).
@@ -46,12 +49,12 @@ def check(run, seconds):
 def test_stress_cpu_1khz(tmp_path):
     r = run_rb(["stress.rb", "20"], tmp_path, standin=True, timeout=120)
     rss = check(r, 20)
-    # Memory levels off: the second half of the run grows the RSS by little (10 runs: +1.5 ..
-    # +6.1 MB, mean 3.9, standard deviation 1.4; unprofiled the workload itself grows by 2 .. 5
-    # MB there). A leak of the profiler's (a record per sample, per thread, per span) would add
-    # tens of MB.
+    # RSS over the second half of the run, a check for gross leaks only (10 runs: +1.8 .. +10.0
+    # MB, mean 4.8, standard deviation 2.6; unprofiled, the workload itself grows by 2 .. 5 MB
+    # there): 20 MB is 5.8 deviations above the mean. The records the adapter keeps are counted
+    # exactly in check().
     grow_mb = (rss[-1] - rss[len(rss) // 2]) / 1024
-    assert grow_mb <= 12, rss
+    assert grow_mb <= 20, rss
 
 
 def test_stress_cpu_1khz_asan(tmp_path):

@@ -203,6 +203,7 @@ static VALUE n_stats(VALUE self) {
     }
     for (int i = 0; i < ORB_STAT__COUNT; i++)
         put(h, orb_counter_names[i], __atomic_load_n(&orb_counters[i], __ATOMIC_RELAXED));
+    put(h, "ruby_thread_records", orb_threads_live());
     return h;
 }
 

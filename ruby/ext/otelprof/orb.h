@@ -113,6 +113,8 @@ void orb_thread_renamed(pid_t tid, const char *name);
 void orb_thread_apply_name(void *ptr);
 /* After stop: frees every record (the core dropped every thread's data). */
 void orb_threads_free_all(void);
+/* Records held now (one per registered Ruby thread). GVL. */
+size_t orb_threads_live(void);
 /* In a fork child after otelprof_after_fork(): frees the records of threads that stayed behind. */
 void orb_threads_after_fork(void);
 /* Excludes the calling thread from sampling (the resolver). */

@@ -25,6 +25,7 @@ typedef struct orb_thread {
 } orb_thread;
 
 static orb_thread *all; /* every record, for freeing; changed with the GVL */
+static size_t live;     /* records in all */
 static VALUE tp_begin = Qnil, tp_end = Qnil;
 
 static void set_name(orb_thread *t, const char *name) {
@@ -56,6 +57,7 @@ static void unlink_free(orb_thread *t) {
         if (*p == t) {
             *p = t->next;
             free(t);
+            live--;
             return;
         }
 }
@@ -97,6 +99,7 @@ static void register_tid(pid_t tid, VALUE thread) {
     }
     t->next = all;
     all = t;
+    live++;
     ORB_COUNT(ORB_STAT_THREADS_REGISTERED);
 }
 
@@ -157,6 +160,11 @@ void orb_threads_free_all(void) {
         all = t->next;
         free(t);
     }
+    live = 0;
+}
+
+size_t orb_threads_live(void) {
+    return live;
 }
 
 void orb_threads_after_fork(void) {
@@ -169,9 +177,11 @@ void orb_threads_after_fork(void) {
         all = t->next;
         if (t != keep) free(t);
     }
+    live = 0;
     if (keep) {
         keep->next = NULL;
         all = keep;
+        live = 1;
     }
 }
 
