@@ -11,6 +11,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
+# The JVM tests' fixtures (the JDKs, the agent, the compiled workloads) are defined with their
+# helpers in tests/jvm/jvmrun.py and made visible here: a tests/jvm/conftest.py would replace this
+# module as `conftest` for every later `from conftest import ...` in the run.
+sys.path.insert(0, os.path.join(ROOT, "tests", "jvm"))
+from jvmrun import agent, classes, jdk, jdk17, jdk25  # noqa: E402,F401  (pytest fixtures)
 
 BUILD = os.environ.get("OTELPROF_BUILD", os.path.join(ROOT, "build"))
 BUILD_ASAN = os.environ.get("OTELPROF_BUILD_ASAN", os.path.join(ROOT, "build-asan"))

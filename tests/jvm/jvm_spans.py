@@ -22,7 +22,7 @@ AGENT_LIB = os.path.join(BUILD, "lib", "libotelprof_jvmti.so")
 TARGET = os.path.join(ROOT, "target")
 JAR = os.path.join(TARGET, "otelprof-jvm.jar")
 JAVAAGENT = os.path.join(TARGET, "opentelemetry-javaagent.jar")
-# Not tests/jvm/workloads: those compile without the OpenTelemetry SDK (conftest.py).
+# Not tests/jvm/workloads: those compile without the OpenTelemetry SDK (jvmrun.py).
 WORKLOADS = os.path.join(HERE, "span_workloads")
 JVM_DIR = "/usr/lib/jvm"
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import clean_env, hs_err_files, otlpcheck, read_samples
+from jvmrun import clean_env, hs_err_files, otlpcheck, read_samples
 
 
 def start_jvm(jdk, classes, tmp_path, args):

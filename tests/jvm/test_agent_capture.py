@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import WORKLOADS, run_java
+from jvmrun import WORKLOADS, run_java
 
 GO = shutil.which("go") or "/usr/local/go/bin/go"
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import hs_err_files, run_java
+from jvmrun import hs_err_files, run_java
 
 # Split with 0.3 s of CPU on one worker: enough for a JVM start and a few samples.
 SHORT = ["0.3", "1"]

@@ -4,7 +4,7 @@ the VM's own SIGSEGV uses, which pass through the agent's crash guard. No crash,
 the workload's results identical with and without the agent, and -Xcheck:jni silent."""
 import pytest
 
-from conftest import hs_err_files, run_java
+from jvmrun import hs_err_files, run_java
 
 # About 30 s with the agent at 1 kHz on this machine (1000 rounds: 20 class loaders, 4 threads,
 # 20,000 null checks and one stack overflow each; a collection every 10 rounds unloads them).

@@ -1,4 +1,4 @@
-"""CPython's own test suites under the profiler (issue 15): on 3.12 and 3.13, test_threading,
+"""CPython's own test suites under the profiler: on 3.12 and 3.13, test_threading,
 test_asyncio.test_tasks and test_subprocess give the same results profiled
 (`python -m otelprof run --mode cpu|wall --interval 1ms`) as without: every test case's outcome
 (passed, failed, errored, skipped, by test id from regrtest's JUnit XML), every suite's outcome
@@ -40,7 +40,7 @@ RERUN_MAX = 8
 
 pytestmark = pytest.mark.skipif(
     sys.version_info[:2] not in VERSIONS,
-    reason="CPython's own suites are compared on 3.12 and 3.13 (issue 15); this is %d.%d"
+    reason="CPython's own suites are compared on 3.12 and 3.13; this is %d.%d"
            % sys.version_info[:2])
 
 

@@ -1,5 +1,6 @@
-"""The JVM tests' helpers: which JDKs there are, Java workloads compiled once into a cache, and a
-JVM run under the agent with its profile read back.
+"""The JVM tests' helpers and fixtures (tests/conftest.py imports the fixtures): which JDKs there
+are, Java workloads compiled once into a cache, and a JVM run under the agent with its profile
+read back.
 
 JDKs: Debian's OpenJDK 17 (scripts/setup.sh installs it; missing, the tests fail under CI=true
 and skip otherwise) and the Temurin 25 that comes with the machine image in /usr/lib/jvm (not from
