@@ -23,6 +23,8 @@ OTELPROF_OUTPUT_DIR="$out" python3 -m otelprof run --mode wall --service-name de
 echo "== Java example, CPU (examples/java/PriceService.java: HTTP service under the OpenTelemetry Java agent)"
 OTEL_SERVICE_NAME=demo-java-cpu bash examples/java/run.sh "$out" 20
 
+OTELPROF_OUTPUT_DIR="$out" bash scripts/demo_ruby.sh
+
 echo
 echo "Flame graphs (open in a browser):"
 ls -1 "$out"/*.html

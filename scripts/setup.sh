@@ -46,3 +46,6 @@ PIP_ROOT_USER_ACTION=ignore "$PY" -m pip install -q .
 
 # The other CPython versions the adapter supports, each in a venv under build/.
 bash scripts/python_versions.sh setup
+
+# The Ruby gem: Ruby 3.1, Rails 6.1, Puma and stackprof from Debian (RubyGems is not reachable).
+bash scripts/setup_ruby.sh
