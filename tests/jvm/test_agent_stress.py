@@ -49,7 +49,11 @@ def test_profiles_valid(stress):
     r = stress["agent"]
     samples = r.samples()  # every OTLP file passes otlpcheck with dupes and orphans
     names = {n for s in samples for n in s.names}
-    for fn in ("Stress.deeper", "Stress.npeRound", "Stress.classRound", "Stress.lambda$threadRound$0"):
+    # Frames of the main thread, which runs all 30 s. Not the churn threads' lambda: each lives for
+    # ~0.1 ms of CPU, under one CPU-timer interval, so whether any of them is ever sampled is
+    # chance (one run in three here had none). They are checked by their registration counts below;
+    # lambda names by test_agent_capture.py.
+    for fn in ("Stress.deeper", "Stress.npeRound", "Stress.classRound"):
         assert fn in names, (fn, sorted(names)[:80])
     c = r.counters()
     # Every churn thread registered itself (1000 rounds x 4 threads), every loader's class had
