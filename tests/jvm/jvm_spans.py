@@ -16,22 +16,14 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "collector"))
 
 import otlpcheck  # noqa: E402
+from jvmrun import BUILD, JVM_DIR, missing  # noqa: E402
+from jvmrun import AGENT as AGENT_LIB  # noqa: E402
 
-BUILD = os.environ.get("OTELPROF_BUILD", os.path.join(ROOT, "build"))
-AGENT_LIB = os.path.join(BUILD, "lib", "libotelprof_jvmti.so")
 TARGET = os.path.join(ROOT, "target")
 JAR = os.path.join(TARGET, "otelprof-jvm.jar")
 JAVAAGENT = os.path.join(TARGET, "opentelemetry-javaagent.jar")
 # Not tests/jvm/workloads: those compile without the OpenTelemetry SDK (jvmrun.py).
 WORKLOADS = os.path.join(HERE, "span_workloads")
-JVM_DIR = "/usr/lib/jvm"
-
-
-def missing(why):
-    """A component the tests need is absent: a failure under CI, a skip on a developer machine."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(why)
-    pytest.skip(why)
 
 
 # ---- JDKs ---------------------------------------------------------------------------------------
