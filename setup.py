@@ -63,8 +63,10 @@ def rel(p):
 
 
 def pkg_config(flag, fallback):
+    # Headers-only modules (pkg_config_headers) give their --cflags and are never linked.
+    mods = CORE["pkg_config"] + (CORE.get("pkg_config_headers", []) if flag == "--cflags" else [])
     try:
-        out = subprocess.run(["pkg-config", flag] + CORE["pkg_config"], check=True, capture_output=True,
+        out = subprocess.run(["pkg-config", flag] + mods, check=True, capture_output=True,
                              text=True).stdout
         return shlex.split(out)
     except (OSError, subprocess.CalledProcessError):

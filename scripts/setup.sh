@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PKGS=(build-essential cmake ninja-build pkg-config protobuf-c-compiler libprotobuf-c-dev
           libunwind-dev libcurl4-openssl-dev zlib1g-dev python3 python3-pip chromium
           libgoogle-perftools-dev    # gperftools, a peer measured by bench/run
+          strace                     # tests: system calls on the signal path
           openjdk-17-jdk maven)      # the JVM agent: jni.h/jvmti.h, java/javac/jcmd; the Java side
 missing=()
 for p in "${APT_PKGS[@]}"; do

@@ -85,6 +85,31 @@ static void copy_context(op_slot *s) {
 
 __thread pid_t op_handler_tid;
 
+/* The OS thread name (prctl PR_GET_NAME: a system call) is read at most once per thread per
+ * naming period: a thread's first sample after op_capture_names_refresh() reads it, later ones
+ * copy it. A rename shows from the next period on (profile close). */
+static uint32_t names_gen = 1;
+static __thread struct {
+    uint32_t gen;
+    char name[16];
+} tl_os_name;
+
+void op_capture_names_refresh(void) {
+    __atomic_add_fetch(&names_gen, 1, __ATOMIC_RELAXED);
+}
+
+static void os_thread_name(char *out) {
+    uint32_t gen = __atomic_load_n(&names_gen, __ATOMIC_RELAXED);
+    if (tl_os_name.gen != gen) {
+        char buf[16] = {0};
+        prctl(PR_GET_NAME, buf, 0, 0, 0);
+        buf[15] = 0;
+        memcpy(tl_os_name.name, buf, sizeof buf);
+        tl_os_name.gen = gen;
+    }
+    memcpy(out, tl_os_name.name, sizeof tl_os_name.name);
+}
+
 static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
     int saved_errno = errno;
     int64_t weight;
@@ -118,18 +143,16 @@ static void op_signal_handler(int sig, siginfo_t *si, void *uc) {
     }
     /* Stamped before the walk, so any epoch walk() reads is at least this (frame lifetime). */
     __atomic_store_n(&s->epoch, __atomic_load_n(&op_g.epoch, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
-    s->tid = (pid_t)syscall(SYS_gettid);
+    s->tid = otelprof_gettid(); /* cached: no system call after the thread's first sample */
     s->timestamp_ns = (uint64_t)op_clock_ns(CLOCK_REALTIME);
     s->weight = weight;
-    /* The adapter's name if it set one, else the OS name (prctl: a plain syscall, AS-safe, and
-     * right even for threads gone by the time the ring is drained). */
+    /* The adapter's name if it set one, else the OS name, read here rather than at the drain so
+     * that it is right for threads gone by then. */
     if (op_thread_name[0]) {
         memcpy(s->thread_name, op_thread_name, sizeof s->thread_name);
         s->thread_name[sizeof s->thread_name - 1] = 0;
     } else {
-        s->thread_name[0] = 0;
-        prctl(PR_GET_NAME, s->thread_name, 0, 0, 0);
-        s->thread_name[15] = 0;
+        os_thread_name(s->thread_name);
     }
     copy_context(s);
     /* Saved and restored: this handler may have interrupted another run of itself (a second

@@ -2,10 +2,10 @@
  * with exponential backoff and jitter inside a bounded budget, so a slow or dead collector costs
  * queue memory (capped) and never time on the application's or the exporter's threads. */
 #include "op_clock.h"
+#include "op_curl.h"
 #include "op_spawn.h"
 #include "op_export_http.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -275,27 +275,27 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 }
 
 static CURL *make_handle(void) {
-    CURL *c = curl_easy_init();
+    CURL *c = op_curl.easy_init();
     if (!c) return NULL;
     /* No SIGALRM for timeouts: signals belong to the host and SIGPROF to us. */
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_URL, sx.url);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, sx.headers);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "otelprof/" OP_SDK_VERSION);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, sx.errbuf);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    op_curl.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    op_curl.easy_setopt(c, CURLOPT_URL, sx.url);
+    op_curl.easy_setopt(c, CURLOPT_POST, 1L);
+    op_curl.easy_setopt(c, CURLOPT_HTTPHEADER, sx.headers);
+    op_curl.easy_setopt(c, CURLOPT_USERAGENT, "otelprof/" OP_SDK_VERSION);
+    op_curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    op_curl.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    op_curl.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    op_curl.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    op_curl.easy_setopt(c, CURLOPT_ERRORBUFFER, sx.errbuf);
+    op_curl.easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    op_curl.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
     /* Verification stays on (libcurl's default); these only choose what to verify with. */
-    if (sx.ca) curl_easy_setopt(c, CURLOPT_CAINFO, sx.ca);
-    if (sx.cert) curl_easy_setopt(c, CURLOPT_SSLCERT, sx.cert);
-    if (sx.key) curl_easy_setopt(c, CURLOPT_SSLKEY, sx.key);
+    if (sx.ca) op_curl.easy_setopt(c, CURLOPT_CAINFO, sx.ca);
+    if (sx.cert) op_curl.easy_setopt(c, CURLOPT_SSLCERT, sx.cert);
+    if (sx.key) op_curl.easy_setopt(c, CURLOPT_SSLKEY, sx.key);
     return c;
 }
 
@@ -371,18 +371,18 @@ static int attempt(const uint8_t *body, size_t len, int64_t *retry_after_ns) {
     long ms = (long)(timeout / 1000000);
     if (ms < 1) ms = 1;
     sx.errbuf[0] = '\0';
-    curl_easy_setopt(sx.curl, CURLOPT_POSTFIELDS, (const char *)body);
-    curl_easy_setopt(sx.curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(sx.curl, CURLOPT_TIMEOUT_MS, ms);
-    curl_easy_setopt(sx.curl, CURLOPT_CONNECTTIMEOUT_MS, ms);
-    curl_easy_setopt(sx.curl, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(sx.curl, CURLOPT_HEADERDATA, &r);
+    op_curl.easy_setopt(sx.curl, CURLOPT_POSTFIELDS, (const char *)body);
+    op_curl.easy_setopt(sx.curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    op_curl.easy_setopt(sx.curl, CURLOPT_TIMEOUT_MS, ms);
+    op_curl.easy_setopt(sx.curl, CURLOPT_CONNECTTIMEOUT_MS, ms);
+    op_curl.easy_setopt(sx.curl, CURLOPT_WRITEDATA, &r);
+    op_curl.easy_setopt(sx.curl, CURLOPT_HEADERDATA, &r);
     OP_STAT_INC(export_attempts);
-    CURLcode cc = curl_easy_perform(sx.curl);
+    CURLcode cc = op_curl.easy_perform(sx.curl);
     int rc;
     char what[CURL_ERROR_SIZE + 64];
     if (cc != CURLE_OK) {
-        const char *detail = sx.errbuf[0] ? sx.errbuf : curl_easy_strerror(cc);
+        const char *detail = sx.errbuf[0] ? sx.errbuf : op_curl.easy_strerror(cc);
         if (cc == CURLE_ABORTED_BY_CALLBACK) {
             rc = R_ABORTED;
         } else if (is_tls_error(cc)) {
@@ -407,7 +407,7 @@ static int attempt(const uint8_t *body, size_t len, int64_t *retry_after_ns) {
         }
     } else {
         long status = 0;
-        curl_easy_getinfo(sx.curl, CURLINFO_RESPONSE_CODE, &status);
+        op_curl.easy_getinfo(sx.curl, CURLINFO_RESPONSE_CODE, &status);
         switch (op_export_status_class(status)) {
         case OP_HTTP_OK:
             OP_STAT_INC(export_successes);
@@ -545,13 +545,6 @@ static int spawn(void) {
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static int curl_ok;
-
-static void init_curl(void) {
-    curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-}
-
 int op_export_http_configured(const otelprof_config *cfg) {
     return cfg && (cfg->otlp[OP_OTLP_ALL].endpoint || cfg->otlp[OP_OTLP_PROFILES].endpoint);
 }
@@ -574,7 +567,7 @@ static char *hide_userinfo(const char *url) {
 static void free_settings(void) {
     free(sx.url);
     free(sx.url_shown);
-    curl_slist_free_all(sx.headers);
+    op_curl.slist_free_all(sx.headers);
     free(sx.ca);
     free(sx.cert);
     free(sx.key);
@@ -603,8 +596,8 @@ static int load_settings(const otelprof_config *cfg) {
     struct curl_slist *l = NULL, *n;
 #define ADD(line)                                  \
     do {                                           \
-        if (!(n = curl_slist_append(l, line))) {   \
-            curl_slist_free_all(l);                \
+        if (!(n = op_curl.slist_append(l, line))) {   \
+            op_curl.slist_free_all(l);                \
             return -1;                             \
         }                                          \
         l = n;                                     \
@@ -617,17 +610,17 @@ static int load_settings(const otelprof_config *cfg) {
         size_t sz = strlen(hdr->headers[i].key) + strlen(hdr->headers[i].value) + 3;
         char *line = malloc(sz);
         if (!line) {
-            curl_slist_free_all(l);
+            op_curl.slist_free_all(l);
             return -1;
         }
         /* "Key;" is libcurl's way to send a header with an empty value. */
         if (hdr->headers[i].value[0]) snprintf(line, sz, "%s: %s", hdr->headers[i].key, hdr->headers[i].value);
         else snprintf(line, sz, "%s;", hdr->headers[i].key);
-        n = curl_slist_append(l, line);
+        n = op_curl.slist_append(l, line);
         memset(line, 0, sz);
         free(line);
         if (!n) {
-            curl_slist_free_all(l);
+            op_curl.slist_free_all(l);
             return -1;
         }
         l = n;
@@ -650,9 +643,9 @@ static void reset_run_state(void) {
 
 int op_export_http_start(const otelprof_config *cfg) {
     if (!op_export_http_configured(cfg)) return 0;
-    pthread_once(&curl_once, init_curl);
-    if (!curl_ok) {
-        op_log_error("cannot initialise libcurl; OTLP export is off");
+    char why[256];
+    if (op_curl_load(why, sizeof why) < 0) {
+        op_log_error("cannot load libcurl (%s); OTLP export is off", why);
         return -1;
     }
     init_sync();
@@ -666,7 +659,7 @@ int op_export_http_start(const otelprof_config *cfg) {
     seed_rand();
     reset_run_state();
     if (!(sx.curl = make_handle()) || spawn() < 0) {
-        if (sx.curl) curl_easy_cleanup(sx.curl);
+        if (sx.curl) op_curl.easy_cleanup(sx.curl);
         sx.curl = NULL;
         free_settings();
         op_log_error("cannot start the OTLP sender thread");
@@ -706,7 +699,7 @@ void op_export_http_stop(void) {
      * what is left, and the progress callback aborts a transfer that outlives it). */
     pthread_join(sx.thread, NULL);
     sx.started = 0;
-    curl_easy_cleanup(sx.curl);
+    op_curl.easy_cleanup(sx.curl);
     sx.curl = NULL;
     dropped(OTELPROF_EXPORT_DROP_SHUTDOWN, op_export_queue_clear(&sx.q));
     update_queue_stats();

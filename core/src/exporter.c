@@ -108,6 +108,7 @@ static void close_profile(int final) {
     /* A new epoch before the drain: every sample stamped with an older one is either drained
      * now (and named by this close) or still in the ring for update_released to see. */
     __atomic_add_fetch(&op_g.epoch, 1, __ATOMIC_SEQ_CST);
+    op_capture_names_refresh();
     op_ring_drain(&op_g.ring, drain_one, &ex.agg);
     uint64_t end = (uint64_t)op_clock_ns(CLOCK_REALTIME);
     op_arena arena;

@@ -19,6 +19,9 @@ int op_capture_install(const otelprof_config *cfg);
 void op_capture_uninstall(void);
 /* 0 while the signal's handler is ours, -1 once the application replaced it. Not AS-safe. */
 int op_capture_check(void);
+/* Starts a new naming period: each thread's next sample re-reads its OS name once (the handler
+ * caches it to stay free of system calls). Called as each profile closes. Any thread, AS-safe. */
+void op_capture_names_refresh(void);
 /* "SIGPROF", "SIGRTMIN+N (n)" or "signal n", for messages. */
 void op_signal_describe(int sig, char *buf, size_t len);
 

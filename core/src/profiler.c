@@ -22,8 +22,21 @@ op_profiler op_g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static int64_t exit_deadline_ns; /* CLOCK_MONOTONIC; 0 until exit() runs our handler */
 
 
+/* The calling thread's tid, cached per thread: gettid is a system call (2-7 us cold on a nested
+ * VM) and the signal handler needs the tid for every sample. A tid is fixed for a thread's life;
+ * only fork changes it, for the child's one thread, and fork_child clears that copy. The cache is
+ * filled only once that handler is registered (the first start), so a fork before it cannot leave
+ * a stale tid behind. A vfork child shares the parent's memory and TLS: code that may run there
+ * checks the pid first (otelprof_exec_prepare). */
+static __thread pid_t tl_tid;
+static int tid_cache_on;
+
 pid_t otelprof_gettid(void) {
-    return (pid_t)syscall(SYS_gettid);
+    pid_t t = tl_tid;
+    if (t) return t;
+    t = (pid_t)syscall(SYS_gettid);
+    if (__atomic_load_n(&tid_cache_on, __ATOMIC_ACQUIRE)) tl_tid = t;
+    return t;
 }
 
 uint64_t otelprof_frames_epoch(void) {
@@ -134,6 +147,7 @@ static void fork_parent(void) {
 static void fork_child_core(void);
 
 static void fork_child(void) {
+    tl_tid = 0; /* the parent's: this thread has a new tid in the child */
     fork_child_core();
     if (fork_adapter.fork_child) fork_adapter.fork_child(fork_adapter.user);
 }
@@ -325,6 +339,7 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
         atexit(exit_stop);
         atexit(exit_stop);
         hooks_installed = 1;
+        __atomic_store_n(&tid_cache_on, 1, __ATOMIC_RELEASE);
     }
     char signame[32];
     op_signal_describe(op_signo, signame, sizeof signame);

@@ -125,7 +125,7 @@ static int may_hold_loader_lock(void) {
     const pthread_mutex_t *m = __atomic_load_n(&loader_lock, __ATOMIC_ACQUIRE);
     if (!m) return 0;
     int owner = __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
-    if (owner == (int)syscall(SYS_gettid)) return 1;
+    if (owner == (int)otelprof_gettid()) return 1;
     return owner == 0 && __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) != 0;
 }
 

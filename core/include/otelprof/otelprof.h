@@ -237,7 +237,8 @@ OTELPROF_API void otelprof_thread_unregister(pid_t tid);
  * of its OS name, without renaming the OS thread; NULL or "" goes back to the OS name. Calling
  * thread only; AS-safe. */
 OTELPROF_API void otelprof_thread_set_name(const char *name);
-/* The calling thread's kernel tid. Thread-safe, AS-safe. */
+/* The calling thread's kernel tid, cached per thread once profiling has started (no system call
+ * after the first; a fork child's thread gets its own). Thread-safe, AS-safe. */
 OTELPROF_API pid_t otelprof_gettid(void);
 
 /* What an adapter keeps per sampled thread, for its walk() to read in signal context: the

@@ -123,7 +123,8 @@ ldflags = CORE.fetch("ldflags").dup
 libs = []
 
 pkg = CORE.fetch("pkg_config")
-pc_cflags = `pkg-config --cflags #{pkg.shelljoin} 2>/dev/null`
+# pkg_config_headers: headers only (--cflags), never linked (libcurl is loaded at run time).
+pc_cflags = `pkg-config --cflags #{(pkg + CORE.fetch("pkg_config_headers", [])).shelljoin} 2>/dev/null`
 pc_ok = $?.success?
 pc_libs = `pkg-config --libs #{pkg.shelljoin} 2>/dev/null`
 if pc_ok && $?.success?
