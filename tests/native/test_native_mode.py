@@ -96,6 +96,7 @@ BAD = [
     ("OTELPROF_FORMATS", "otlp,jpeg"),
     ("OTELPROF_MAX_DEPTH", "0"),
     ("OTELPROF_NATIVE_FRAMES", "maybe"),
+    ("OTELPROF_UNWINDER", "dwarfish"),
     ("OTELPROF_LOG_LEVEL", "loud"),
     ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
     ("OTEL_SDK_DISABLED", "perhaps"),
