@@ -26,13 +26,10 @@ def test_split_shares_and_totals(build_dir, tmp_path):
     assert abs(share(stacks, "burn_hot", ("burn_hot", "burn_cold")) - 0.70) <= 0.03
     samples = sum(stacks.values())
     assert abs(samples * 0.010 - r.cpu_s) <= 0.10 * r.cpu_s, (samples, r.cpu_s)
-    # Walks reach the program's first frame (the bar: 99% of samples, as for the frame-by-frame
-    # comparison in tests/unit/test_unwind_own.c).
-    rooted = sum(n for s, n in stacks.items() if s[0] == "_start")
-    assert rooted >= 0.99 * samples, [s for s in stacks if s[0] != "_start"][:5]
+    # Every sample walked to the program's first frame.
+    assert all(s[0] == "_start" for s in stacks), [s for s in stacks if s[0] != "_start"][:5]
     c = unwind_counts(r.stderr)
-    assert c["own"] >= samples and c["fallback"] == 0, c
-    assert (c["ended_rule"] + c["ended_bounds"]) <= 0.01 * c["own"], c
+    assert c["own"] >= samples and c["fallback"] == 0 and c["ended_rule"] == 0 and c["ended_bounds"] == 0, c
 
 
 def test_threads(build_dir, tmp_path):
@@ -42,8 +39,7 @@ def test_threads(build_dir, tmp_path):
     assert abs(share(stacks, "burn_hot", ("burn_hot", "burn_cold")) - 0.70) <= 0.03
     c = unwind_counts(r.stderr)
     # Threads register on themselves (pthread_create's wrapper), with their stack's bounds.
-    assert c["own"] >= 300 and c["fallback"] == 0, c
-    assert (c["ended_rule"] + c["ended_bounds"]) <= 0.01 * c["own"], c
+    assert c["own"] >= 300 and c["fallback"] == 0 and c["ended_rule"] == 0 and c["ended_bounds"] == 0, c
 
 
 def test_dlopen_loop_rebuilds_tables(build_dir, tmp_path):
@@ -52,7 +48,7 @@ def test_dlopen_loop_rebuilds_tables(build_dir, tmp_path):
     check_named(r, "own unwinder")
     assert len(re.findall(r"unwind tables: ", r.stderr)) >= 10, "tables rebuilt as the library comes and goes"
     c = unwind_counts(r.stderr)
-    assert c["fallback"] == 0 and (c["ended_rule"] + c["ended_bounds"]) <= 0.01 * c["own"], c
+    assert c["fallback"] == 0 and c["ended_rule"] == 0, c
 
 
 def test_dlopen_loop_under_asan_ubsan(tmp_path):

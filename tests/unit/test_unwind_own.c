@@ -27,7 +27,7 @@ static volatile int in_usr1;
 
 static void describe(char *buf, size_t len, const otelprof_frame *f, int n) {
     size_t u = strlen(buf);
-    for (int i = 0; i < n && i < 64 && u + 24 < len; i++) /* the leaf side is what differs */
+    for (int i = 0; i < n && u + 24 < len; i++)
         u += (size_t)snprintf(buf + u, len - u, " %lx/%d", (unsigned long)f[i].id, (int)f[i].aux);
     if (u + 2 < len) strcat(buf, "\n");
 }
@@ -49,9 +49,7 @@ static void on_prof(int sig, siginfo_t *si, void *uc) {
     if (!same && !mismatched++) {
         snprintf(first_mismatch, sizeof first_mismatch, "libunwind %d:", na);
         describe(first_mismatch, sizeof first_mismatch, a, na);
-        size_t u = strlen(first_mismatch);
-        if (u > sizeof first_mismatch - 2048) u = sizeof first_mismatch - 2048; /* room for ours */
-        snprintf(first_mismatch + u, sizeof first_mismatch - u, "\nown %d:", nb);
+        strcat(first_mismatch, "own ");
         describe(first_mismatch, sizeof first_mismatch, b, nb);
     }
 }
@@ -179,11 +177,8 @@ int main(void) {
            (unsigned long long)c.fp_frames);
     if (mismatched) printf("first mismatch:\n%s", first_mismatch);
     /* ~2 s of CPU at a 1 ms timer (at most 250 Hz here): hundreds of samples; each class seen. */
-    /* The bar: the same frames as libunwind in at least 99% of samples (an -O0 sanitizer build
-     * has had 1 in ~650 end early at a read outside the stack's bounds). */
-    int ok = compared >= 100 && mismatched * 100 <= compared && deep_seen > 0 && walked_1000 > 0 &&
-             through_signal > 0 && (c.ended_rule + c.ended_bounds) * 100 <= c.walks &&
-             (!late_compress || late >= 10);
+    int ok = compared >= 100 && !mismatched && deep_seen > 0 && walked_1000 > 0 && through_signal > 0 && c.ended_rule == 0 &&
+             c.ended_bounds == 0 && (!late_compress || late >= 10);
     printf("%s\n", ok ? "PASS" : "FAIL");
     return ok ? 0 : 1;
 }
