@@ -109,14 +109,6 @@ class Otelprof(Profiler):
         return res
 
 
-class OtelprofOwnUnwinder(Otelprof):
-    """otelprof with its own x86-64 unwinder (OTELPROF_UNWINDER=own) instead of libunwind."""
-    name = "otelprof (own unwinder)"
-
-    def env(self, workdir, workload):
-        return dict(Otelprof.env(self, workdir, workload), OTELPROF_UNWINDER="own")
-
-
 class Gperftools(Profiler):
     """gperftools' CPU profiler (ITIMER_PROF + its own unwinder), LD_PRELOADed."""
     name = "gperftools"

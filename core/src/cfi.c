@@ -314,12 +314,10 @@ static int run_program(op_cfi_table *t, const cie *c, const uint8_t *p, const ui
 }
 
 /* Parses the CIE at p (its length field). */
-static int parse_cie(const uint8_t *p, const uint8_t *lo, const uint8_t *hi, cie *c) {
-    if (p < lo || hi - p < 8) return -1;
+static int parse_cie(const uint8_t *p, cie *c) {
     uint32_t len;
     memcpy(&len, p, 4);
     if (len == 0xffffffffu || len == 0) return -1; /* 64-bit DWARF: not emitted for x86-64 .eh_frame */
-    if ((size_t)(hi - p) - 4 < len) return -1;
     rd r = {p + 4, p + 4 + len, 0};
     if (fixed(&r, 4) != 0) return -1; /* a CIE's id is 0 in .eh_frame */
     uint8_t version = u8(&r);
@@ -363,21 +361,18 @@ typedef struct cie_cache {
 } cie_cache;
 
 /* Compiles the FDE at p (its length field) whose CIE lies in the same .eh_frame. */
-static int compile_fde(op_cfi_table *t, const uint8_t *p, uintptr_t base, cie_cache *cc, const uint8_t *lo,
-                       const uint8_t *hi) {
-    if (p < lo || hi - p < 8) return -1;
+static int compile_fde(op_cfi_table *t, const uint8_t *p, uintptr_t base, cie_cache *cc) {
     rd r = {p, p + 8, 0};
     uint64_t len = fixed(&r, 4);
-    if (len == 0xffffffffu || len < 8 || (uint64_t)(hi - p) - 4 < len) return -1;
+    if (len == 0xffffffffu || len < 8) return -1;
     r.end = p + 4 + len;
     const uint8_t *id_at = r.p;
     uint32_t cie_off = (uint32_t)fixed(&r, 4);
     if (cie_off == 0) return -1; /* a CIE, not an FDE */
-    if ((uintptr_t)cie_off > (uintptr_t)(id_at - lo)) return -1;
     const uint8_t *cie_at = id_at - cie_off;
     if (cie_at != cc->at) {
         cc->at = NULL;
-        if (parse_cie(cie_at, lo, hi, &cc->c) < 0) return -1;
+        if (parse_cie(cie_at, &cc->c) < 0) return -1;
         cc->at = cie_at;
     }
     cie c = cc->c;
@@ -406,8 +401,7 @@ static int compile_fde(op_cfi_table *t, const uint8_t *p, uintptr_t base, cie_ca
     return 0;
 }
 
-int op_cfi_compile(op_cfi_table *t, const uint8_t *hdr, size_t hdr_len, uintptr_t base, const uint8_t *lo,
-                   const uint8_t *hi) {
+int op_cfi_compile(op_cfi_table *t, const uint8_t *hdr, size_t hdr_len, uintptr_t base) {
     rd r = {hdr, hdr + hdr_len, 0};
     if (u8(&r) != 1) return -1; /* version */
     uint8_t ptr_enc = u8(&r), count_enc = u8(&r), table_enc = u8(&r);
@@ -421,13 +415,13 @@ int op_cfi_compile(op_cfi_table *t, const uint8_t *hdr, size_t hdr_len, uintptr_
         const uint8_t *e = r.p + i * 8;
         int32_t fde_rel;
         memcpy(&fde_rel, e + 4, 4);
-        const uint8_t *fde = hdr + fde_rel; /* checked against [lo, hi) before any read */
+        const uint8_t *fde = hdr + fde_rel;
         t->fdes++;
         /* A malformed or unsupported FDE leaves no rows: the count goes back, and the last row
          * before it, which its first row may have replaced (same loc), is put back. */
         size_t before = t->n;
         op_cfi_row last_row = before ? t->rows[before - 1] : (op_cfi_row){0};
-        if (compile_fde(t, fde, base, &cc, lo, hi) < 0) {
+        if (compile_fde(t, fde, base, &cc) < 0) {
             t->n = before;
             if (before) t->rows[before - 1] = last_row;
             t->unsupported_fdes++;

@@ -38,13 +38,11 @@ typedef struct op_cfi_table {
 
 /* Compiles the .eh_frame found through the .eh_frame_hdr at hdr (mapped memory of a loaded
  * module whose base address is base) into t (appended; t zeroed by the caller first). Reads only
- * inside [hdr, hdr + hdr_len) for the header and inside [lo, hi) for the CIEs and FDEs: the
- * module's readable segment that holds them, which the caller guarantees stays mapped (it runs
- * under dl_iterate_phdr). A malformed or truncated FDE is skipped and counted in
- * unsupported_fdes. 0, or -1 on a malformed header or out of memory (t then holds what was
- * compiled before, still sorted). Not AS-safe (allocates). */
-int op_cfi_compile(op_cfi_table *t, const uint8_t *hdr, size_t hdr_len, uintptr_t base, const uint8_t *lo,
-                   const uint8_t *hi);
+ * inside [hdr, hdr + hdr_len) for the header and inside the module's mapped .eh_frame, which the
+ * caller guarantees stays mapped (it runs under dl_iterate_phdr). 0, or -1 on a malformed table
+ * or out of memory (t then holds what was compiled before the error, still sorted). Not AS-safe
+ * (allocates). */
+int op_cfi_compile(op_cfi_table *t, const uint8_t *hdr, size_t hdr_len, uintptr_t base);
 void op_cfi_free(op_cfi_table *t);
 /* The row covering module offset off, or NULL. AS-safe (a binary search). */
 const op_cfi_row *op_cfi_find(const op_cfi_table *t, uint32_t off);

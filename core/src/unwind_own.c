@@ -81,7 +81,7 @@ typedef struct build {
     size_t n, cap;
     unsigned long long adds, subs;
     int failed;
-    size_t rows, fdes, skipped;
+    size_t rows;
 } build;
 
 static void unref(umod *m) {
@@ -123,19 +123,6 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg) {
     }
     if (!eh || lo >= hi) return 0; /* no code, or no unwind table: frame pointers only */
     const void *hdr = (const void *)(info->dlpi_addr + eh->p_vaddr);
-    /* The readable segment holding the header (and, as linkers lay them out, .eh_frame): the
-     * parser reads nothing outside it. */
-    const uint8_t *seg_lo = NULL, *seg_hi = NULL;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *p = &info->dlpi_phdr[i];
-        uintptr_t s = info->dlpi_addr + p->p_vaddr;
-        if (p->p_type == PT_LOAD && (p->p_flags & PF_R) && (uintptr_t)hdr >= s &&
-            (uintptr_t)hdr + eh->p_memsz <= s + p->p_filesz) {
-            seg_lo = (const uint8_t *)s;
-            seg_hi = (const uint8_t *)(s + p->p_filesz);
-        }
-    }
-    if (!seg_lo) return 0;
     umod *m = reuse(b->old, hdr, info->dlpi_addr);
     if (m && (m->start != lo || m->end != hi)) m = NULL;
     if (!m) {
@@ -149,7 +136,7 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg) {
         m->base = info->dlpi_addr;
         m->hdr = hdr;
         /* A malformed table keeps what compiled before the error. */
-        (void)op_cfi_compile(&m->cfi, hdr, eh->p_memsz, info->dlpi_addr, seg_lo, seg_hi);
+        (void)op_cfi_compile(&m->cfi, hdr, eh->p_memsz, info->dlpi_addr);
     }
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
@@ -165,8 +152,6 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg) {
     m->refs++;
     b->mods[b->n++] = m;
     b->rows += m->cfi.n;
-    b->fdes += m->cfi.fdes;
-    b->skipped += m->cfi.unsupported_fdes;
     return 0;
 }
 
@@ -218,8 +203,7 @@ static int rebuild(void) {
     __atomic_store_n(&current, s, __ATOMIC_SEQ_CST);
     retired = old;
     reap();
-    op_log_debug("unwind tables: %zu modules, %zu FDEs (%zu skipped: malformed or outside their segment), %zu rows",
-                 s->n, b.fdes, b.skipped, b.rows);
+    op_log_debug("unwind tables: %zu modules, %zu rows", s->n, b.rows);
     return 0;
 }
 

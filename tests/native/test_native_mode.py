@@ -96,7 +96,6 @@ BAD = [
     ("OTELPROF_FORMATS", "otlp,jpeg"),
     ("OTELPROF_MAX_DEPTH", "0"),
     ("OTELPROF_NATIVE_FRAMES", "maybe"),
-    ("OTELPROF_UNWINDER", "dwarfish"),
     ("OTELPROF_LOG_LEVEL", "loud"),
     ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
     ("OTEL_SDK_DISABLED", "perhaps"),
