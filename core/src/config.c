@@ -246,14 +246,6 @@ static int set_mode(otelprof_config *cfg, const char *v, char *why, size_t wl) {
     return 0;
 }
 
-static int set_unwinder(otelprof_config *cfg, const char *v, char *why, size_t wl) {
-    (void)why; (void)wl;
-    if (word_is(v, "libunwind")) cfg->unwinder = OP_UNWINDER_LIBUNWIND;
-    else if (word_is(v, "own")) cfg->unwinder = OP_UNWINDER_OWN;
-    else return -1;
-    return 0;
-}
-
 static int set_duration(int64_t *dst, const char *v, int64_t lo, int64_t hi) {
     int64_t ns;
     if (op_parse_duration(v, &ns) != 0 || ns < lo || ns > hi) return -1;
@@ -756,7 +748,6 @@ static const option options[] = {
      "a non-empty comma-separated list of otlp, pprof, folded, html"},
     {"max_depth", "OTELPROF_MAX_DEPTH", set_max_depth, "an integer between 1 and 2048"},
     {"native_frames", "OTELPROF_NATIVE_FRAMES", set_native_frames, "1, 0, true or false"},
-    {"unwinder", "OTELPROF_UNWINDER", set_unwinder, "libunwind or own"},
     {"log_level", "OTELPROF_LOG_LEVEL", set_log_level, "off, error, warn, info or debug"},
     {"max_threads", "OTELPROF_MAX_THREADS", set_max_threads, "an integer between 1 and 65536"},
     {"max_memory", "OTELPROF_MAX_MEMORY", set_max_memory,
@@ -802,7 +793,7 @@ static const option options[] = {
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
-#define VALID_KEYS "mode, interval, export_interval, output_dir, formats, max_depth, native_frames, unwinder, " \
+#define VALID_KEYS "mode, interval, export_interval, output_dir, formats, max_depth, native_frames, " \
     "log_level, service_name, resource_attributes, disabled, max_threads, max_memory, " \
     "wall_threads_per_tick, signal, otlp_[profiles_]{endpoint, headers, compression, timeout, protocol, " \
     "certificate, client_key, client_certificate}, export_queue_max, export_retry_initial, " \

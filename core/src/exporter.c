@@ -23,7 +23,6 @@
 #include "op_output.h"
 #include "op_profiler.h"
 #include "op_resolve.h"
-#include "op_unwind_own.h"
 #include "op_resource.h"
 #include "op_stats.h"
 
@@ -172,14 +171,6 @@ static void close_profile(int final) {
                      (unsigned long long)st.export_bytes_raw, (unsigned long long)st.export_queue_depth,
                      (unsigned long long)st.export_queue_bytes,
                      (unsigned long long)export_sum(st.export_dropped, OTELPROF_EXPORT_DROP__COUNT));
-        if (op_g.unwinder_own) {
-            op_unwind_own_counts c;
-            op_unwind_own_get_counts(&c);
-            op_log_debug("unwind: own=%llu fallback=%llu ended_rule=%llu ended_bounds=%llu fp_frames=%llu",
-                         (unsigned long long)c.walks, (unsigned long long)c.fallbacks,
-                         (unsigned long long)c.ended_rule, (unsigned long long)c.ended_bounds,
-                         (unsigned long long)c.fp_frames);
-        }
         char causes[512];
         size_t used = 0;
         causes[0] = 0;
@@ -238,9 +229,6 @@ static void *exporter_main(void *arg) {
 
         if (!stop) watch_signal();
         pthread_mutex_lock(&work_lock);
-        /* Under work_lock, which fork holds: the unwinder's tables are never mid-rebuild in a
-         * fork child. */
-        if (!stop && op_g.unwinder_own) op_unwind_own_maintain(); /* modules loaded or unloaded */
         op_ring_drain(&op_g.ring, drain_one, &ex.agg);
         clock_gettime(CLOCK_MONOTONIC, &now);
         int due = !before(&now, &next_close);

@@ -7,7 +7,6 @@
 #include "otelprof/otelprof.h"
 
 enum { OP_MODE_CPU = 0, OP_MODE_WALL = 1 };
-enum { OP_UNWINDER_LIBUNWIND = 0, OP_UNWINDER_OWN = 1 };
 
 enum {
     OP_FMT_OTLP = 1u << 0,
@@ -49,7 +48,6 @@ struct otelprof_config {
     unsigned formats;             /* OP_FMT_* mask, default all; must be non-empty */
     int max_depth;                /* default 128; accepted 1 .. 2048 */
     int native_frames;            /* 0|1; default 1 in native mode, 0 under an adapter */
-    int unwinder;                 /* OP_UNWINDER_*; default libunwind */
     int native_frames_set;        /* 1 when given explicitly */
     int log_level;                /* OP_LOG_*; default warn; accepts off|error|warn|info|debug */
     int disabled;                 /* OTEL_SDK_DISABLED=true or OTELPROF_DISABLED */

@@ -18,7 +18,6 @@ typedef struct op_profiler {
     int has_adapter;
     otelprof_adapter adapter;
     int native_frames;
-    int unwinder_own;            /* native frames by unwind_own.c, libunwind as its fallback */
     uint32_t max_depth;
     op_ring ring;
     /* Frame lifetime (see otelprof_frames_epoch): profile closes begun, and the oldest epoch

@@ -17,7 +17,6 @@
 #include "op_profiler.h"
 #include "op_stats.h"
 #include "op_unwind.h"
-#include "op_unwind_own.h"
 
 op_profiler op_g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static int64_t exit_deadline_ns; /* CLOCK_MONOTONIC; 0 until exit() runs our handler */
@@ -302,11 +301,6 @@ otelprof_error otelprof_start(const otelprof_config *cfg_in, const otelprof_adap
         goto out;
     }
     if (op_g.native_frames) op_unwind_init();
-    op_g.unwinder_own = 0;
-    if (op_g.native_frames && cfg->unwinder == OP_UNWINDER_OWN) {
-        if (op_unwind_own_init() == 0) op_g.unwinder_own = 1;
-        else op_log_warn("OTELPROF_UNWINDER=own is not available here (x86-64 only); using libunwind");
-    }
     if (op_capture_install(cfg) < 0) {
         op_log_error("cannot install the profiling signal's handler: %s; profiling is off", strerror(errno));
         op_mem_release(run_reservation());
@@ -475,20 +469,14 @@ static otelprof_error add_result(int rc) {
 otelprof_error otelprof_thread_register(pid_t tid) {
     if (tid <= 0) return OTELPROF_EINVAL;
     if (!otelprof_is_running()) return OTELPROF_ESTOPPED;
-    if (tid == otelprof_gettid()) {
-        op_ctx_touch();
-        if (op_g.unwinder_own) op_unwind_own_thread_init();
-    }
+    if (tid == otelprof_gettid()) op_ctx_touch();
     return add_result(op_threads_add(tid, NULL, 0));
 }
 
 otelprof_error otelprof_thread_register_data(pid_t tid, const otelprof_thread_data *data, unsigned flags) {
     if (tid <= 0 || !data) return OTELPROF_EINVAL;
     if (!otelprof_is_running()) return OTELPROF_ESTOPPED;
-    if (tid == otelprof_gettid()) {
-        op_ctx_touch();
-        if (op_g.unwinder_own) op_unwind_own_thread_init();
-    }
+    if (tid == otelprof_gettid()) op_ctx_touch();
     return add_result(op_threads_add(tid, data, (flags & OTELPROF_THREAD_IF_NEW) != 0));
 }
 

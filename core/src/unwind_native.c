@@ -1,7 +1,5 @@
 /* Signal-context native stack walk of the interrupted thread, with libunwind (local only). */
 #include "op_unwind.h"
-#include "op_unwind_own.h"
-#include "op_profiler.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -158,14 +156,6 @@ int op_unwind_native(void *uc, otelprof_frame *out, int max) {
             n = 1;
         }
         goto out;
-    }
-    if (op_g.unwinder_own) {
-        int k = op_unwind_own(uc, out, max);
-        if (k >= 0) {
-            n = k;
-            goto out;
-        }
-        /* No stack bounds for this thread or stack: libunwind walks it. */
     }
     unw_cursor_t cur;
     /* UNW_INIT_SIGNAL_FRAME: frame 0 is an exact pc, so its unwind rule is looked up at pc, not
