@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -597,7 +596,7 @@ pid_t opy_pinner_tid(void) {
 static void *pinner_main(void *arg) {
     (void)arg;
     unsigned ticks = 0;
-    __atomic_store_n(&pinner_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
+    __atomic_store_n(&pinner_tid, otelprof_gettid(), __ATOMIC_RELAXED);
     pthread_mutex_lock(&pin_lock);
     while (!pin_stop) {
         struct timespec dl;

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,10 +100,8 @@ void op_capture_names_refresh(void) {
 static void os_thread_name(char *out) {
     uint32_t gen = __atomic_load_n(&names_gen, __ATOMIC_RELAXED);
     if (tl_os_name.gen != gen) {
-        char buf[16] = {0};
-        prctl(PR_GET_NAME, buf, 0, 0, 0);
-        buf[15] = 0;
-        memcpy(tl_os_name.name, buf, sizeof buf);
+        prctl(PR_GET_NAME, tl_os_name.name, 0, 0, 0);
+        tl_os_name.name[15] = 0;
         tl_os_name.gen = gen;
     }
     memcpy(out, tl_os_name.name, sizeof tl_os_name.name);
@@ -288,7 +285,7 @@ static otelprof_error submit_locked_out(const otelprof_sample *in) {
         return OTELPROF_EFULL;
     }
     __atomic_store_n(&s->epoch, __atomic_load_n(&op_g.epoch, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
-    s->tid = in->tid ? in->tid : (pid_t)syscall(SYS_gettid);
+    s->tid = in->tid ? in->tid : otelprof_gettid();
     s->timestamp_ns = in->timestamp_ns ? in->timestamp_ns : (uint64_t)op_clock_ns(CLOCK_REALTIME);
     s->weight = in->weight > 0 ? in->weight
                                : (op_g.cfg->mode == OP_MODE_WALL ? op_g.cfg->interval_ns : 1);

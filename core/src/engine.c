@@ -2,7 +2,6 @@
  * CPU timer. */
 #include <errno.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "op_engine.h"
@@ -20,7 +19,7 @@ int op_engine_claim(const siginfo_t *si, int64_t *weight) {
 
 const op_engine *op_engine_select(const otelprof_config *cfg) {
     if (cfg->mode == OP_MODE_WALL) return &op_engine_wall;
-    if (op_engine_cpu_probe((pid_t)syscall(SYS_gettid)) == 0) return &op_engine_cpu;
+    if (op_engine_cpu_probe(otelprof_gettid()) == 0) return &op_engine_cpu;
     op_log_warn("per-thread CPU timers refused (%s); falling back to one process CPU timer, samples "
                 "land on whichever thread runs", strerror(errno));
     return &op_engine_process;

@@ -6,7 +6,6 @@
 #include <link.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -109,7 +108,7 @@ static void find_loader_lock(void) {
     const ElfW(Sym) *sym = NULL;
     if (!g || !dladdr1(g, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym || sym->st_size == 0)
         return;
-    lock_search ls = {(const unsigned char *)g, sym->st_size, (pid_t)syscall(SYS_gettid), NULL, 0};
+    lock_search ls = {(const unsigned char *)g, sym->st_size, otelprof_gettid(), NULL, 0};
     dl_iterate_phdr(find_lock_cb, &ls);
     /* Exactly one candidate, and no longer ours once dl_iterate_phdr has returned. */
     if (ls.matches == 1 && ls.found->__data.__owner != ls.tid)
