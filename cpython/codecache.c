@@ -508,9 +508,10 @@ static int with_gil_pin(void) {
 static void pinner_kick(void);
 
 /* Exporter thread: the names a handler copied at first sight (ASCII, the file's tail) and the
- * first line, for a code that was never pinned. A handler rewrites fp only after moving the slot
- * to a later generation, so the copy is good when the generation is unchanged after it. The copy
- * lives here until the next call (the core copies the strings before that). */
+ * first line, for a code that was never pinned (its current line stays unknown). A handler
+ * rewrites fp only after moving the slot to a later generation, so the copy is good when the
+ * generation is unchanged after it. The copy lives here until the next call (the core copies
+ * the strings before that). */
 static int first_sight_names(code_slot *s, uint32_t gen, otelprof_symbol *out) {
     static opy_code_fp copy;
     memcpy(&copy, &s->fp, sizeof copy);
@@ -522,7 +523,9 @@ static int first_sight_names(code_slot *s, uint32_t gen, otelprof_symbol *out) {
     out->name = copy.name;
     out->filename = copy.file[0] ? copy.file : NULL;
     out->start_line = copy.firstlineno;
-    out->line = copy.firstlineno;
+    /* Without the location table the line is not known: 0 says so (OTLP and pprof read 0 as
+     * unknown), where the first line would name the def statement falsely. */
+    out->line = 0;
     return 0;
 }
 
@@ -557,6 +560,7 @@ int opy_code_resolve(const otelprof_frame *f, otelprof_symbol *out) {
     if (PHASE(v) == ST_DEAD) {
         if (dead_resolve(code, gen, f->aux, out) == 0) return 0;
         /* Past the cap of kept names, or dead before the pinner validated it. */
+        OPY_STAT_INC(codes_named_unpinned);
         return first_sight_names(s, gen, out);
     }
     if (PHASE(v) != ST_PINNED) return -1;

@@ -84,14 +84,23 @@ def test_code_that_died_keeps_its_name(tmp_path):
     assert dead >= 50, "the hazard was not exercised: %d code objects died unpinned" % dead
     counts = check_exact(otlp_samples(r), spans, "busy")
     assert counts["inside"] >= 600, counts
-    # The line of the call in the dead function (line 2 of its source) survives it.
+    # The line of the call in the dead function (line 2 of its source) survives it. A code the
+    # pinner could not reach before the close (counted in codes_named_unpinned) is named from the
+    # handler's first-sight copy, which has no location table: its line is 0, unknown, and never
+    # a wrong one.
+    unpinned = int(re.search(r"codes_named_unpinned (\d+)", r.stdout).group(1))
+    by_line = {}
     for f in r.files("*.otlp.pb"):
         d = otlpcheck.load(f)
         for loc in d.dictionary.location_table:
             for line in loc.lines:
                 fn = d.dictionary.function_table[line.function_index]
                 if d.dictionary.string_table[fn.name_strindex].startswith("churn_"):
-                    assert line.line == 2, (d.dictionary.string_table[fn.name_strindex], line.line)
+                    assert line.line in (0, 2), (d.dictionary.string_table[fn.name_strindex], line.line)
+                    by_line[line.line] = by_line.get(line.line, 0) + 1
+    assert by_line.get(0, 0) <= unpinned, (by_line, unpinned)
+    # About 300 (sd 3.5 over 20 runs on 3.11 and 3.13) of the 600 functions are sampled.
+    assert by_line.get(2, 0) >= 200, by_line
 
 
 def test_profile_id_span_processor_marks_local_roots():

@@ -3,7 +3,7 @@
 about 2 ms of CPU inside a span of its own, and drops it, so it dies before it can be pinned.
 A sample must be named by the function that ran, never by a later one at the same address; its
 span link tells which one ran. Prints "span <function> <trace id> <span id>" per round and
-"stats codes_dead <n>"."""
+"stats codes_dead <n> ..."."""
 import sys
 import time
 
@@ -44,4 +44,5 @@ busy(0.05)
 st = otelprof.stats()
 otelprof.stop()
 print("\n".join(lines))
-print("stats codes_dead %d codes_pinned %d" % (st.get("codes_dead", 0), st.get("codes_pinned", 0)))
+print("stats codes_dead %d codes_pinned %d codes_named_unpinned %d"
+      % (st.get("codes_dead", 0), st.get("codes_pinned", 0), st.get("codes_named_unpinned", 0)))
