@@ -514,6 +514,7 @@ static void pinner_kick(void);
  * the strings before that). */
 static int first_sight_names(code_slot *s, uint32_t gen, otelprof_symbol *out) {
     static opy_code_fp copy;
+    OPY_STAT_INC(codes_named_unpinned);
     memcpy(&copy, &s->fp, sizeof copy);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     if (GEN16(__atomic_load_n(&s->state, __ATOMIC_ACQUIRE)) != gen) return -1;
@@ -552,15 +553,11 @@ int opy_code_resolve(const otelprof_frame *f, otelprof_symbol *out) {
             v = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
         }
         if (GEN16(v) != gen) return dead_resolve(code, gen, f->aux, out);
-        if (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) {
-            OPY_STAT_INC(codes_named_unpinned);
-            return first_sight_names(s, gen, out);
-        }
+        if (PHASE(v) == ST_NEW || PHASE(v) == ST_CLAIMED) return first_sight_names(s, gen, out);
     }
     if (PHASE(v) == ST_DEAD) {
         if (dead_resolve(code, gen, f->aux, out) == 0) return 0;
         /* Past the cap of kept names, or dead before the pinner validated it. */
-        OPY_STAT_INC(codes_named_unpinned);
         return first_sight_names(s, gen, out);
     }
     if (PHASE(v) != ST_PINNED) return -1;
